@@ -1,0 +1,1 @@
+"""Clients for the two outside systems; each talks to exactly one of them."""

@@ -1,0 +1,1 @@
+"""The sync engine: refetch, map, echo check, three-way merge, apply."""
