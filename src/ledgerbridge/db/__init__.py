@@ -1,0 +1,1 @@
+"""Database access: pool, migrations, embedded server and named queries."""
