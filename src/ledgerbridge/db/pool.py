@@ -48,3 +48,11 @@ def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> AsyncConn
         open=False,
         name="ledgerbridge",
     )
+
+
+def with_database(url: str, database: str) -> str:
+    """The same server URL pointing at another database."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{database}"))
