@@ -5,6 +5,12 @@ QBO side is translated through the customer and item links before it
 reaches this model. Money is always ``Decimal``; QBO's computed values
 (SubTotal line, TotalAmt, Balance, MetaData, SyncToken) never appear here,
 so they can never look like a change.
+
+Void and deleted invoices carry no lines: QBO zeroes a voided invoice's
+quantities and amounts, so its lines say nothing about what was billed, and
+a deleted invoice has no payload at all. ``Invoice`` therefore drops the
+lines of any invoice whose status is not ``open``, on both sides, and two
+void invoices never differ by their lines.
 """
 
 from __future__ import annotations
@@ -41,6 +47,12 @@ class Invoice:
     memo: str
     status: Status = Status.OPEN
 
+    def __post_init__(self) -> None:
+        # Lines of a void or deleted invoice are not meaningful (see the module
+        # docstring); normalising here means no caller can reintroduce them.
+        if self.status != Status.OPEN and self.lines:
+            object.__setattr__(self, "lines", ())
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class Customer:
@@ -68,3 +80,17 @@ INVOICE_FIELDS: tuple[str, ...] = (
 )
 CUSTOMER_FIELDS: tuple[str, ...] = ("name", "email")
 ITEM_FIELDS: tuple[str, ...] = ("sku", "name", "unit_price")
+
+
+Entity = Invoice | Customer | Item
+
+FIELDS_BY_TYPE: dict[type[Entity], tuple[str, ...]] = {
+    Invoice: INVOICE_FIELDS,
+    Customer: CUSTOMER_FIELDS,
+    Item: ITEM_FIELDS,
+}
+
+
+def fields_of(entity: Entity) -> tuple[str, ...]:
+    """Return the merge fields of ``entity``'s type."""
+    return FIELDS_BY_TYPE[type(entity)]
