@@ -1,0 +1,3 @@
+"""Connector for the internal invoicing system's HTTP contract."""
+
+from __future__ import annotations
