@@ -150,6 +150,7 @@ class InternalClient:
         api_token: sent as ``Authorization: Bearer``; never logged.
         http: a shared client; when omitted one is created and ``aclose`` closes it.
         timeout_seconds: per-request timeout, applied to every call.
+        page_size: records asked for per listing page.
     """
 
     def __init__(
@@ -159,6 +160,7 @@ class InternalClient:
         *,
         http: httpx.AsyncClient | None = None,
         timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+        page_size: int = PAGE_SIZE,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._headers = {
@@ -169,6 +171,7 @@ class InternalClient:
         self._owns_http = http is None
         self._http = http or httpx.AsyncClient()
         self._timeout = httpx.Timeout(timeout_seconds)
+        self._page_size = str(page_size)
 
     async def aclose(self) -> None:
         if self._owns_http:
@@ -198,7 +201,7 @@ class InternalClient:
 
         Without ``updated_since`` the listing is every live record.
         """
-        params = {"limit": str(PAGE_SIZE)}
+        params = {"limit": self._page_size}
         if updated_since is not None:
             params["updated_since"] = format_since(updated_since)
         if cursor is not None:
@@ -213,7 +216,7 @@ class InternalClient:
         found: list[base.JsonObject] = []
         cursor: str | None = None
         while True:
-            params = {**filters, "limit": str(PAGE_SIZE)}
+            params = {**filters, "limit": self._page_size}
             if cursor is not None:
                 params["cursor"] = cursor
             page = await self._call("GET", f"/api/{entity}", params=params)

@@ -218,7 +218,7 @@ class Store:
         fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=".state-", suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(state, handle, indent=1, sort_keys=True)
+                json.dump(state, handle, indent=1)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp_name, self.state_path)
