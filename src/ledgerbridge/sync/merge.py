@@ -16,6 +16,9 @@ edits into an invoice nobody wrote. Any line edit on both sides is a conflict.
 Status (invoices): a side moving to void or deleted while the other side
 changed anything since base is a conflict on ``status``: voiding would throw
 the other side's edit away. Both sides moving to the same status is fine.
+Whenever ``status`` is in conflict and either side's lines differ from base,
+``lines`` is in conflict too: lines exist only on open invoices (void ones
+carry none, see ``model``), so a line change cannot be taken on its own.
 """
 
 from __future__ import annotations
@@ -127,6 +130,15 @@ def merge(
         if status_conflict:
             merged_values["status"] = base.status
             conflicts.append(status_conflict)
+    if (
+        isinstance(base, model.Invoice)
+        and isinstance(internal, model.Invoice)
+        and isinstance(qbo, model.Invoice)
+    ):
+        held_lines = _held_lines(base, internal, qbo, conflicts)
+        if held_lines:
+            merged_values["lines"] = base.lines
+            conflicts.append(held_lines)
 
     merged = dataclasses.replace(base, **merged_values)
     held = {c.field for c in conflicts}
@@ -155,6 +167,24 @@ def _all_or_changed(side: E | None, truth: E) -> dict[str, Any]:
     if side is None:
         return {field: getattr(truth, field) for field in model.fields_of(truth)}
     return changed_fields(side, truth)
+
+
+def _held_lines(
+    base: model.Invoice,
+    internal: model.Invoice,
+    qbo: model.Invoice,
+    conflicts: list[FieldConflict],
+) -> FieldConflict | None:
+    # Lines only exist on open invoices, so a line change cannot be taken
+    # while the status it depends on is undecided: hold it with the status.
+    fields = {c.field for c in conflicts}
+    if "status" not in fields or "lines" in fields:
+        return None
+    if internal.lines == base.lines and qbo.lines == base.lines:
+        return None
+    return FieldConflict(
+        field="lines", base=base.lines, internal=internal.lines, qbo=qbo.lines
+    )
 
 
 def _status_conflict(

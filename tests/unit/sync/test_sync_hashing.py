@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 import dataclasses
 import datetime as dt
+import hashlib
 from decimal import Decimal
 
 from hypothesis import given
@@ -37,7 +37,11 @@ def _invoice(quantity: str, unit_price: str, amount: str) -> model.Invoice:
 def test_state_hash_equal_decimal_forms_hash_the_same():
     hashes = {
         hashing.state_hash(_invoice(q, p, a))
-        for q, p, a in [("10", "1", "10"), ("10.0", "1.00", "10.0"), ("10.00", "1.0", "10.00")]
+        for q, p, a in [
+            ("10", "1", "10"),
+            ("10.0", "1.00", "10.0"),
+            ("10.00", "1.0", "10.00"),
+        ]
     }
     assert len(hashes) == 1
 
@@ -48,8 +52,9 @@ def test_state_hash_is_stable_across_releases():
         b'{"kind":"customer","state":{"email":"a@x","name":"Amy"}}'
     )
     assert hashing.state_hash(model.Customer(name="Amy", email="a@x")) == (
-        hashlib.sha256(b'{"kind":"customer","state":{"email":"a@x","name":"Amy"}}')
-        .hexdigest()
+        hashlib.sha256(
+            b'{"kind":"customer","state":{"email":"a@x","name":"Amy"}}'
+        ).hexdigest()
     )
 
 
@@ -75,7 +80,9 @@ _COMPUTED_KEYS = sorted(
 def test_state_hash_ignores_every_computed_qbo_field(key, value):
     payload = qbo_invoice()
     changed = {**copy.deepcopy(payload), key: value}
-    assert hashing.state_hash(from_qbo(changed)) == hashing.state_hash(from_qbo(payload))
+    assert hashing.state_hash(from_qbo(changed)) == hashing.state_hash(
+        from_qbo(payload)
+    )
 
 
 def test_state_hash_ignores_the_subtotal_line_and_line_ids():
@@ -84,7 +91,9 @@ def test_state_hash_ignores_the_subtotal_line_and_line_ids():
     changed["Line"][-1]["Amount"] = Decimal("1")
     for number, line in enumerate(changed["Line"][:-1], start=40):
         line["Id"], line["LineNum"] = str(number), number
-    assert hashing.state_hash(from_qbo(changed)) == hashing.state_hash(from_qbo(payload))
+    assert hashing.state_hash(from_qbo(changed)) == hashing.state_hash(
+        from_qbo(payload)
+    )
 
 
 def test_state_hash_payment_applied_in_qbo_changes_nothing():
@@ -94,7 +103,10 @@ def test_state_hash_payment_applied_in_qbo_changes_nothing():
         Balance=Decimal(0),
         SyncToken="4",
         LinkedTxn=[{"TxnId": "412", "TxnType": "Payment"}],
-        MetaData={**payload["MetaData"], "LastUpdatedTime": "2026-12-09T10:00:00-08:00"},
+        MetaData={
+            **payload["MetaData"],
+            "LastUpdatedTime": "2026-12-09T10:00:00-08:00",
+        },
     )
     assert from_qbo(paid) == from_qbo(payload)
     assert hashing.state_hash(from_qbo(paid)) == hashing.state_hash(from_qbo(payload))
@@ -126,11 +138,15 @@ def test_state_hash_changes_with_every_synced_field(field):
     payload = qbo_invoice()
     changed = copy.deepcopy(payload)
     _set_synced(changed, field)
-    assert hashing.state_hash(from_qbo(changed)) != hashing.state_hash(from_qbo(payload))
+    assert hashing.state_hash(from_qbo(changed)) != hashing.state_hash(
+        from_qbo(payload)
+    )
 
 
 def test_state_hash_void_invoices_from_both_sides_match():
     voided = from_qbo(load("qbo_invoice_voided.json")["Invoice"])
-    internal_void = dataclasses.replace(from_qbo(qbo_invoice()), status=model.Status.VOID)
+    internal_void = dataclasses.replace(
+        from_qbo(qbo_invoice()), status=model.Status.VOID
+    )
     assert voided == internal_void
     assert hashing.state_hash(voided) == hashing.state_hash(internal_void)

@@ -109,7 +109,7 @@ def test_invoice_from_internal_names_the_bad_field(key, value, field):
 def test_invoice_from_internal_refuses_float_amounts():
     payload = load("internal_invoice.json")
     payload["lines"][0]["unit_price"] = 150.0
-    with pytest.raises(errors.MappingError, match="float|decimal"):
+    with pytest.raises(errors.MappingError, match=r"float|decimal"):
         mapping.invoice_from_internal(payload)
 
 
@@ -243,7 +243,9 @@ def test_invoice_to_qbo_create_builds_the_body():
 
 
 def test_invoice_to_qbo_create_leaves_out_empty_optional_fields():
-    body = _to_qbo_create(dataclasses.replace(EXPECTED, doc_number="", memo="", due_date=None))
+    body = _to_qbo_create(
+        dataclasses.replace(EXPECTED, doc_number="", memo="", due_date=None)
+    )
     assert {"DocNumber", "CustomerMemo", "DueDate"}.isdisjoint(body)
 
 
@@ -256,7 +258,9 @@ def test_invoice_to_qbo_create_refuses_an_amount_qbo_would_reject():
 
 
 def test_line_amount_rounds_half_up():
-    assert mapping.line_amount(Decimal("12.5"), Decimal("148.8862")) == Decimal("1861.08")
+    assert mapping.line_amount(Decimal("12.5"), Decimal("148.8862")) == Decimal(
+        "1861.08"
+    )
     assert mapping.line_amount(Decimal("1"), Decimal("0.005")) == Decimal("0.01")
     assert mapping.line_amount(Decimal("3"), Decimal("0.335")) == Decimal("1.01")
 
@@ -385,13 +389,17 @@ def test_invoice_round_trip_through_internal_body_is_identity(invoice):
 @SETTINGS
 @given(invoices())
 def test_invoice_internal_to_qbo_to_canonical_is_identity(invoice):
-    internal = mapping.invoice_from_internal(mapping.invoice_to_internal_create(invoice))
+    internal = mapping.invoice_from_internal(
+        mapping.invoice_to_internal_create(invoice)
+    )
     assert from_qbo(as_qbo_response(_to_qbo_create(internal))) == internal
 
 
 def _apply_sparse(current, body):
     merged = copy.deepcopy(current)
-    merged.update({k: v for k, v in body.items() if k not in {"Id", "SyncToken", "sparse"}})
+    merged.update(
+        {k: v for k, v in body.items() if k not in {"Id", "SyncToken", "sparse"}}
+    )
     return merged
 
 
@@ -425,7 +433,10 @@ def test_customer_from_qbo_and_internal():
 
 def test_customer_to_qbo_bodies():
     customer = model.Customer(name="Amy", email="")
-    assert mapping.customer_to_qbo_create(customer) == {"Active": True, "DisplayName": "Amy"}
+    assert mapping.customer_to_qbo_create(customer) == {
+        "Active": True,
+        "DisplayName": "Amy",
+    }
     moved = dataclasses.replace(customer, email="amy@example.com")
     assert mapping.customer_to_qbo_update(
         moved, customer, qbo_id="58", sync_token="1"
@@ -442,7 +453,9 @@ def test_customer_to_qbo_bodies():
 
 def test_item_from_qbo_and_bodies():
     item = mapping.item_from_qbo(load("qbo_item.json")["Item"])
-    assert item == model.Item(sku="SVC-CONS", name="Consulting", unit_price=Decimal(150))
+    assert item == model.Item(
+        sku="SVC-CONS", name="Consulting", unit_price=Decimal(150)
+    )
     assert mapping.item_to_qbo_create(item, income_account_id="79") == {
         "Type": "Service",
         "IncomeAccountRef": {"value": "79"},
@@ -469,7 +482,11 @@ def test_item_from_qbo_and_bodies():
 @SETTINGS
 @given(customers, items)
 def test_customer_and_item_round_trips_are_identity(customer, item):
-    qbo_customer = {"Id": "58", "SyncToken": "0", **mapping.customer_to_qbo_create(customer)}
+    qbo_customer = {
+        "Id": "58",
+        "SyncToken": "0",
+        **mapping.customer_to_qbo_create(customer),
+    }
     assert mapping.customer_from_qbo(qbo_customer) == customer
     assert (
         mapping.customer_from_internal(mapping.customer_to_internal_create(customer))

@@ -32,7 +32,10 @@ def test_ownership_classifies_every_key_of_qbo_customers_items_and_internal():
         (ownership.QBO_ITEM, load("qbo_item.json")["Item"]),
         (ownership.INTERNAL_INVOICE, load("internal_invoice.json")),
         (ownership.INTERNAL_INVOICE_LINE, load("internal_invoice.json")["lines"][0]),
-        (ownership.INTERNAL_CUSTOMER, {"id": "c", "name": "n", "email": "", "version": 1}),
+        (
+            ownership.INTERNAL_CUSTOMER,
+            {"id": "c", "name": "n", "email": "", "version": 1},
+        ),
         (
             ownership.INTERNAL_ITEM,
             {"id": "i", "sku": "s", "name": "n", "unit_price": "1", "version": 1},
@@ -52,7 +55,9 @@ def test_ownership_classifies_every_key_of_qbo_customers_items_and_internal():
 )
 def test_ownership_every_canonical_field_has_one_synced_key_per_side(tables, fields):
     for table in tables:
-        synced = [r.field for r in table.values() if r.owner is Owner.SYNCED and r.field]
+        synced = [
+            r.field for r in table.values() if r.owner is Owner.SYNCED and r.field
+        ]
         assert sorted(synced) == sorted(fields)
 
 
