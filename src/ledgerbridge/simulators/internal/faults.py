@@ -14,6 +14,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 FaultKind = Literal["status", "timeout_after_commit", "timeout_before_commit"]
 DEFAULT_HOLD_SECONDS = 30.0
 GATEWAY_TIMEOUT = 504
+# The request log is for inspection; a long demo must not grow it forever.
+MAX_LOG_ENTRIES = 10_000
 
 
 class Fault:
@@ -103,6 +105,8 @@ class FaultBook:
             "operation": classify(method, path),
         }
         self.requests.append(entry)
+        if len(self.requests) > MAX_LOG_ENTRIES:
+            del self.requests[: len(self.requests) - MAX_LOG_ENTRIES]
         return entry
 
 

@@ -21,6 +21,8 @@ logger = logging.getLogger(__name__)
 # The dispatcher re-reads the clock at least this often, so an injected base
 # clock that moves without telling us still makes retries due.
 MAX_IDLE_SECONDS = 0.5
+# The delivery log is for inspection; a long demo must not grow it forever.
+MAX_LOG_ENTRIES = 10_000
 USER_AGENT = "ledgerbridge-internal-sim/1"
 
 
@@ -164,12 +166,19 @@ class WebhookDispatcher:
         exactly that order at the receiver.
         """
         results: list[dict[str, Any]] = []
+
+        async def send_in_order() -> None:
+            for delivery in deliveries:
+                await self._deliver(
+                    delivery, trigger="release", repeat=repeat, out=results
+                )
+
+        # Claim every chosen delivery before the first send, so the background
+        # dispatcher cannot pick up a later one while an earlier one is sent.
+        task = asyncio.create_task(send_in_order())
         for delivery in deliveries:
-            task = asyncio.create_task(
-                self._deliver(delivery, trigger="release", repeat=repeat, out=results)
-            )
             delivery.task = task
-            await task
+        await task
         return results
 
     def drop(self, deliveries: list[Delivery]) -> list[str]:
@@ -295,4 +304,6 @@ class WebhookDispatcher:
             "at": clock_module.format_timestamp(self._clock.now()),
         }
         self.log.append(entry)
+        if len(self.log) > MAX_LOG_ENTRIES:
+            del self.log[: len(self.log) - MAX_LOG_ENTRIES]
         return entry
