@@ -493,8 +493,8 @@ def invoice_to_qbo_create(
     Raises:
         ReferenceError_: internal ids without a QBO counterpart
             (``missing_customers``, ``missing_items``, ``id_side="internal"``).
-        MappingError: the invoice is not open (create it open, then void it is
-            not possible: its lines are gone), has no lines, a line amount is
+        MappingError: the invoice is not open (a void canonical invoice has no
+            lines left to create), has no lines, a line amount is
             not ``round_half_up(qty x price, 2)``, or a field is too long.
     """
     if invoice.status != model.Status.OPEN:
