@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import itertools
@@ -15,11 +16,16 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 from fastapi import FastAPI, Request, Response
 
 from ledgerbridge import errors
-from ledgerbridge.connectors.qbo.client import QboClient
+from ledgerbridge.clock import FrozenClock
+from ledgerbridge.connectors.qbo.auth import InvalidGrant, QboOAuth, TokenManager
+from ledgerbridge.connectors.qbo.client import QboClient, client_for_connection
 from ledgerbridge.connectors.qbo.errors import QboStaleObject, QboThrottled
+from ledgerbridge.connectors.qbo.ratelimit import PgRateLimiter, window_start
+from ledgerbridge.db import pool as db_pool
 from support.servers import free_port, serve_in_thread
 
 REALM = "9130355"
@@ -544,3 +550,298 @@ async def test_qbo_client_5xx_and_refused_connection_are_transient(qbo):
         )
         with pytest.raises(errors.QboTransientError):
             await unreachable.get("Invoice", "1")
+
+
+# -- OAuth and the token manager ----------------------------------------------
+
+T0 = dt.datetime(2026, 12, 4, 16, 0, tzinfo=dt.UTC)
+
+
+def make_oauth(
+    url: str, clock: FrozenClock, *, secret: str = CLIENT_SECRET
+) -> QboOAuth:
+    return QboOAuth(
+        client_id=CLIENT_ID,
+        client_secret=secret,
+        authorize_url=f"{url}/connect",
+        token_url=f"{url}/oauth2/v1/tokens/bearer",
+        revoke_url=f"{url}/oauth2/v1/tokens/revoke",
+        redirect_uri="http://127.0.0.1:8000/oauth/qbo/callback",
+        scope="com.intuit.quickbooks.accounting",
+        clock=clock,
+    )
+
+
+@pytest.fixture
+def clock():
+    return FrozenClock(T0)
+
+
+@pytest.fixture
+def fernet():
+    return Fernet(Fernet.generate_key())
+
+
+@pytest.fixture
+def manager(pool, standin, clock, fernet):
+    _, url = standin
+    return TokenManager(pool, make_oauth(url, clock), fernet, clock)
+
+
+async def connection_row(pool, connection_id):
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT * FROM connections WHERE id = %s", (connection_id,)
+        )
+        return await cur.fetchone()
+
+
+def test_qbo_oauth_authorization_url(standin, clock):
+    _, url = standin
+    link = httpx.URL(make_oauth(url, clock).authorization_url("st4te"))
+    assert str(link).startswith(f"{url}/connect?")
+    assert link.params["client_id"] == CLIENT_ID
+    assert link.params["response_type"] == "code"
+    assert link.params["scope"] == "com.intuit.quickbooks.accounting"
+    assert link.params["state"] == "st4te"
+    assert link.params["redirect_uri"] == "http://127.0.0.1:8000/oauth/qbo/callback"
+
+
+async def test_qbo_tokens_exchanged_and_stored_encrypted(
+    manager, standin, pool, fernet
+):
+    state, _ = standin
+    connection_id = await manager.connect_with_code(REALM, "good-code", name="Acme")
+    call = state.token_calls[-1]
+    assert call["grant_type"] == "authorization_code"
+    assert call["redirect_uri"] == "http://127.0.0.1:8000/oauth/qbo/callback"
+
+    row = await connection_row(pool, connection_id)
+    assert row["status"] == "connected"
+    assert row["realm_id"] == REALM
+    assert row["token_generation"] == 1
+    assert row["access_expires_at"] == T0 + dt.timedelta(hours=1)
+    assert "access-" not in row["access_token_enc"]
+    assert fernet.decrypt(row["refresh_token_enc"].encode()).decode() == (
+        state.refresh_token
+    )
+    # A fresh token is handed out without asking Intuit.
+    token = await manager.get_access_token(connection_id)
+    assert token in state.access_tokens
+    assert state.refresh_calls == 0
+
+
+async def test_qbo_tokens_bad_code_and_bad_client(manager, standin, clock):
+    _, url = standin
+    with pytest.raises(InvalidGrant):
+        await manager.connect_with_code(REALM, "bad-code")
+    with pytest.raises(errors.QboAuthError):
+        await make_oauth(url, clock, secret="wrong").exchange_code("good-code")
+
+
+async def test_qbo_tokens_refresh_near_expiry_rotates(
+    manager, standin, pool, clock, fernet
+):
+    state, _ = standin
+    connection_id = await manager.connect_with_code(REALM, "good-code")
+    first = await manager.get_access_token(connection_id)
+    clock.advance(3600 - 299)  # inside the five-minute margin
+    second = await manager.get_access_token(connection_id)
+    assert second != first
+    assert state.refresh_calls == 1
+    row = await connection_row(pool, connection_id)
+    assert row["token_generation"] == 2
+    # The rotated refresh token was stored before the new access token was used.
+    assert fernet.decrypt(row["refresh_token_enc"].encode()).decode() == (
+        state.refresh_token
+    )
+    assert row["access_expires_at"] == clock.now() + dt.timedelta(hours=1)
+
+
+async def test_qbo_tokens_invalid_grant_disconnects(manager, standin, pool, clock):
+    state, _ = standin
+    connection_id = await manager.connect_with_code(REALM, "good-code")
+    state.refresh_token = "rotated-elsewhere"
+    clock.advance(3600)
+    with pytest.raises(errors.ConnectionWaiting) as info:
+        await manager.get_access_token(connection_id)
+    assert info.value.realm_id == REALM
+    row = await connection_row(pool, connection_id)
+    assert row["status"] == "disconnected"
+    assert row["last_error"].startswith("invalid_grant")
+
+    # Waiting jobs do not hammer the token endpoint.
+    calls = state.refresh_calls
+    with pytest.raises(errors.ConnectionWaiting):
+        await manager.get_access_token(connection_id)
+    assert state.refresh_calls == calls
+
+    # Re-consent reconnects the same row.
+    assert await manager.connect_with_code(REALM, "good-code") == connection_id
+    assert await manager.get_access_token(connection_id) in state.access_tokens
+
+
+async def test_qbo_tokens_concurrent_refresh_calls_token_endpoint_once(
+    db_url, standin, clock, fernet
+):
+    state, url = standin
+    pools = [db_pool.create_pool(db_url, min_size=1, max_size=2) for _ in range(2)]
+    for p in pools:
+        await p.open(wait=True)
+    try:
+        # Two workers, each with its own pool, sharing one connection row.
+        managers = [
+            TokenManager(p, make_oauth(url, clock), fernet, clock) for p in pools
+        ]
+        connection_id = await managers[0].connect_with_code(REALM, "good-code")
+        clock.advance(3600)
+        tokens = await asyncio.gather(
+            *(m.get_access_token(connection_id) for m in managers * 2)
+        )
+        assert state.refresh_calls == 1
+        assert len(set(tokens)) == 1
+        assert tokens[0] in state.access_tokens
+        row = await connection_row(pools[0], connection_id)
+        assert row["token_generation"] == 2
+        assert row["status"] == "connected"
+    finally:
+        for p in pools:
+            await p.close()
+
+
+async def test_qbo_client_401_refreshes_through_token_manager(manager, standin, pool):
+    state, url = standin
+    connection_id = await manager.connect_with_code(REALM, "good-code")
+    async with httpx.AsyncClient() as http:
+        client = await client_for_connection(http, manager, connection_id, base_url=url)
+        assert client.realm_id == REALM
+        # QBO stops honouring the access token before its stated expiry.
+        state.access_tokens.clear()
+        created = await client.create("Invoice", invoice_body("T-1"), request_id="t")
+    assert created["DocNumber"] == "T-1"
+    assert state.refresh_calls == 1
+    row = await connection_row(pool, connection_id)
+    assert row["token_generation"] == 2
+
+
+async def test_qbo_tokens_revoke_forgets_tokens(manager, standin, pool):
+    state, _ = standin
+    connection_id = await manager.connect_with_code(REALM, "good-code")
+    refresh = state.refresh_token
+    await manager.revoke(connection_id)
+    assert state.revoked == [refresh]
+    row = await connection_row(pool, connection_id)
+    assert row["status"] == "disconnected"
+    assert row["refresh_token_enc"] is None
+    with pytest.raises(errors.ConnectionWaiting):
+        await manager.get_access_token(connection_id)
+
+
+# -- the shared rate budget -----------------------------------------------------
+
+
+class SteppingSleep:
+    """An injected sleep that moves the frozen clock instead of waiting."""
+
+    def __init__(self, clock: FrozenClock) -> None:
+        self.clock = clock
+        self.delays: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+        self.clock.advance(seconds)
+
+
+async def rate_rows(pool):
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT window_seconds, window_start, used FROM qbo_rate_windows "
+            "ORDER BY window_seconds, window_start"
+        )
+        return await cur.fetchall()
+
+
+async def test_qbo_rate_limit_waits_for_next_second(pool):
+    clock = FrozenClock(T0 + dt.timedelta(milliseconds=250))
+    sleep = SteppingSleep(clock)
+    limiter = PgRateLimiter(pool, clock, per_second=3, per_minute=100, sleep=sleep)
+    granted = []
+    for _ in range(7):
+        await limiter.acquire(REALM)
+        granted.append(window_start(clock.now(), 1))
+    assert granted == [T0] * 3 + [T0 + dt.timedelta(seconds=1)] * 3 + [
+        T0 + dt.timedelta(seconds=2)
+    ]
+    assert sleep.delays == [0.75, 1.0]
+    minute = [r for r in await rate_rows(pool) if r["window_seconds"] == 60]
+    assert [r["used"] for r in minute] == [7]
+
+
+async def test_qbo_rate_limit_full_minute_spends_nothing_from_second(pool):
+    clock = FrozenClock(T0 + dt.timedelta(seconds=58))
+    sleep = SteppingSleep(clock)
+    limiter = PgRateLimiter(pool, clock, per_second=10, per_minute=2, sleep=sleep)
+    for _ in range(3):
+        await limiter.acquire(REALM)
+    # The third request waited for the next minute, two seconds away.
+    assert sleep.delays == [2.0]
+    rows = await rate_rows(pool)
+    seconds = {r["window_start"]: r["used"] for r in rows if r["window_seconds"] == 1}
+    # The refused attempt did not leak a unit into the one-second window.
+    assert seconds == {
+        T0 + dt.timedelta(seconds=58): 2,
+        T0 + dt.timedelta(minutes=1): 1,
+    }
+
+
+async def test_qbo_rate_limit_prunes_old_windows(pool):
+    clock = FrozenClock(T0)
+    limiter = PgRateLimiter(pool, clock, sleep=SteppingSleep(clock))
+    await limiter.acquire(REALM)
+    await limiter.acquire("other-realm")
+    clock.advance(3600)
+    await limiter.acquire(REALM)
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT realm_id, count(*) AS n FROM qbo_rate_windows GROUP BY realm_id"
+        )
+        counts = {r["realm_id"]: r["n"] for r in await cur.fetchall()}
+    assert counts == {REALM: 2, "other-realm": 2}
+
+
+async def test_qbo_rate_budget_shared_by_two_clients(db_url, standin):
+    state, url = standin
+    clock = FrozenClock(T0)
+    sleep = SteppingSleep(clock)
+    tokens = StaticTokens(state, state.issue()["access_token"])
+    pools = [db_pool.create_pool(db_url, min_size=1, max_size=4) for _ in range(2)]
+    for p in pools:
+        await p.open(wait=True)
+    try:
+        async with httpx.AsyncClient() as http:
+            clients = [
+                QboClient(
+                    http,
+                    base_url=url,
+                    realm_id=REALM,
+                    tokens=tokens,
+                    rate_limiter=PgRateLimiter(
+                        p, clock, per_second=4, per_minute=100, sleep=sleep
+                    ),
+                )
+                for p in pools
+            ]
+            found = await asyncio.gather(
+                *(c.find_by("Invoice", "DocNumber", "x") for c in clients * 5)
+            )
+        assert found == [[]] * 10
+        assert len(state.requests) == 10
+        rows = await rate_rows(pools[0])
+        per_second = [r["used"] for r in rows if r["window_seconds"] == 1]
+        assert sum(per_second) == 10
+        assert max(per_second) <= 4
+        assert [r["used"] for r in rows if r["window_seconds"] == 60] == [10]
+        assert sleep.delays
+    finally:
+        for p in pools:
+            await p.close()

@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 from typing import Any, LiteralString
 
+import authlib.deprecate
 import httpx
 from cryptography.fernet import Fernet, InvalidToken
 from psycopg_pool import AsyncConnectionPool
@@ -20,9 +21,9 @@ from ledgerbridge.settings import Settings
 
 with warnings.catch_warnings():
     # Authlib warns at import that it falls back to httpx when httpx2 is not
-    # installed; we use httpx on purpose, and under ``-W error`` the warning
-    # would break the import.
-    warnings.simplefilter("ignore", DeprecationWarning)
+    # installed; we use httpx on purpose. Its module installs an "always"
+    # filter for that warning, so ours goes in after it.
+    warnings.simplefilter("ignore", authlib.deprecate.AuthlibDeprecationWarning)
     from authlib.integrations.base_client import OAuthError
     from authlib.integrations.httpx_client import AsyncOAuth2Client
 
