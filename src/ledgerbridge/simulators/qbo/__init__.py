@@ -1,0 +1,3 @@
+"""QuickBooks Online Accounting API v3 stand-in, reached only over HTTP."""
+
+from __future__ import annotations
