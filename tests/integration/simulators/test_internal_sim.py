@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -781,3 +782,43 @@ async def test_sim_state_survives_restart(tmp_path: Any) -> None:
     assert replay.status_code == 201
     assert replay.content == created.content
     assert other["customers"][0]["id"] != customer_id
+
+
+# The one clock
+
+
+async def test_sim_reads_time_from_the_injected_clock() -> None:
+    start = dt.datetime(2026, 12, 4, 15, 4, 5, tzinfo=dt.UTC)
+    with serve_in_thread(create_app(SimConfig(clock=lambda: start))) as url:
+        async with httpx.AsyncClient(
+            base_url=url, headers=AUTH, trust_env=False
+        ) as api:
+            await api.post("/_sim/webhooks/config", json={"hold": True})
+            first = (await api.post("/_sim/seed", json={"customers": 1})).json()
+            await api.post("/_sim/clock/advance", json={"seconds": 60})
+            second = (await api.post("/_sim/seed", json={"customers": 1})).json()
+            pending = (await api.get("/_sim/webhooks/pending")).json()
+
+    assert first["customers"][0]["updated_at"] == "2026-12-04T15:04:05Z"
+    assert second["customers"][0]["updated_at"] == "2026-12-04T15:05:05Z"
+    assert [p["body"]["occurred_at"] for p in pending] == [
+        "2026-12-04T15:04:05Z",
+        "2026-12-04T15:05:05Z",
+    ]
+    # Signatures are stamped when sent (here: listed), by the same clock.
+    signed_at = int(start.timestamp()) + 60
+    assert pending[0]["headers"]["X-Signature"].startswith(f"t={signed_at},")
+
+
+async def test_sim_void_and_delete_honour_an_optional_if_match(
+    api: httpx.AsyncClient,
+) -> None:
+    customer_id, item_id = await seed(api)
+    invoice = await create_invoice(api, customer_id, item_id, "k")
+    path = f"/api/invoices/{invoice['id']}"
+
+    assert (
+        await api.post(f"{path}/void", headers={"If-Match": "5"})
+    ).status_code == 412
+    assert (await api.delete(path, headers={"If-Match": "5"})).status_code == 412
+    assert (await api.delete(path, headers={"If-Match": "1"})).status_code == 200
