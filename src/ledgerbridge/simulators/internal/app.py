@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import datetime as dt
 import hmac
@@ -259,7 +260,7 @@ def _api_router(sim: Simulator) -> APIRouter:
             collection,
             key,
             store.StoredResponse(
-                fingerprint=fingerprint, status=201, body=dict(record)
+                fingerprint=fingerprint, status=201, body=copy.deepcopy(record)
             ),
         )
         sim.changed(collection, "created", record)
