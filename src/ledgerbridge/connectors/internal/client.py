@@ -84,7 +84,10 @@ def _raise_for_status(exc: httpx.HTTPStatusError, entity_id: str | None) -> NoRe
     status = response.status_code
     code, detail = _describe(response)
     request = response.request
-    message = f"internal system answered {status} to {request.method} {request.url.path}: {detail}"
+    message = (
+        f"internal system answered {status} to "
+        f"{request.method} {request.url.path}: {detail}"
+    )
     context: dict[str, Any] = {
         "status_code": status,
         "entity_id": entity_id,
