@@ -1,0 +1,81 @@
+-- name: lock_link_by_internal
+SELECT * FROM links
+WHERE connection_id = %(connection_id)s AND entity_type = %(entity_type)s
+  AND internal_id = %(entity_id)s
+FOR UPDATE;
+
+-- name: lock_link_by_qbo
+SELECT * FROM links
+WHERE connection_id = %(connection_id)s AND entity_type = %(entity_type)s
+  AND qbo_id = %(entity_id)s
+FOR UPDATE;
+
+-- name: lock_link_by_natural_key
+SELECT * FROM links
+WHERE connection_id = %(connection_id)s AND entity_type = %(entity_type)s
+  AND natural_key = %(natural_key)s
+FOR UPDATE;
+
+-- name: lock_link
+SELECT * FROM links WHERE id = %(link_id)s FOR UPDATE;
+
+-- name: claim_link
+-- Claim the natural key inside the job's transaction. A concurrent job for the
+-- same record (seen from the other side) blocks here until this transaction
+-- ends, then finds the finished link instead of creating a twin.
+INSERT INTO links (connection_id, entity_type, internal_id, qbo_id, natural_key)
+VALUES (%(connection_id)s, %(entity_type)s, %(internal_id)s, %(qbo_id)s,
+        %(natural_key)s)
+ON CONFLICT DO NOTHING
+RETURNING *;
+
+-- name: save_link
+UPDATE links
+SET internal_id = %(internal_id)s, qbo_id = %(qbo_id)s,
+    natural_key = %(natural_key)s, state = %(state)s,
+    base = %(base)s, base_hash = %(base_hash)s,
+    qbo_hash = %(qbo_hash)s, qbo_sync_token = %(qbo_sync_token)s,
+    internal_hash = %(internal_hash)s, internal_version = %(internal_version)s,
+    last_error = NULL, updated_at = now()
+WHERE id = %(link_id)s;
+
+-- name: set_link_error
+UPDATE links SET last_error = %(error)s, updated_at = now() WHERE id = %(link_id)s;
+
+-- name: hold_link
+UPDATE links SET state = 'held', updated_at = now() WHERE id = %(link_id)s;
+
+-- name: reference_links
+SELECT entity_type, internal_id, qbo_id FROM links
+WHERE connection_id = %(connection_id)s AND entity_type IN ('customer', 'item')
+  AND internal_id IS NOT NULL AND qbo_id IS NOT NULL;
+
+-- name: repoint_qbo_id
+UPDATE links SET qbo_id = %(new_qbo_id)s, updated_at = now()
+WHERE connection_id = %(connection_id)s AND entity_type = %(entity_type)s
+  AND qbo_id = %(old_qbo_id)s;
+
+-- name: list_links
+SELECT l.*, c.id AS conflict_id FROM links l
+LEFT JOIN conflicts c ON c.link_id = l.id AND c.status = 'open'
+WHERE (%(entity_type)s::text IS NULL OR l.entity_type = %(entity_type)s)
+ORDER BY l.updated_at DESC
+LIMIT %(limit)s;
+
+-- name: get_link
+SELECT * FROM links WHERE id = %(link_id)s;
+
+-- name: link_events
+SELECT * FROM events
+WHERE link_id = %(link_id)s
+   OR (connection_id = %(connection_id)s AND entity_type = %(entity_type)s
+       AND ((side = 'internal' AND entity_id = %(internal_id)s)
+         OR (side = 'qbo' AND entity_id = %(qbo_id)s)))
+ORDER BY id DESC LIMIT 200;
+
+-- name: linked_pairs
+SELECT id, entity_type, internal_id, qbo_id, qbo_sync_token, internal_version
+FROM links
+WHERE connection_id = %(connection_id)s AND state = 'active'
+  AND internal_id IS NOT NULL AND qbo_id IS NOT NULL
+ORDER BY id;

@@ -1,0 +1,1 @@
+"""Webhook ingest: verify, record, dedupe, enqueue. Never calls a connector."""

@@ -1,0 +1,1 @@
+"""The durable queue: procrastinate jobs, one running job per entity key."""

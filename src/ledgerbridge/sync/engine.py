@@ -1,0 +1,748 @@
+"""One sync job: refetch, map, echo check, three-way merge, apply, persist.
+
+The job holds the link's row lock from the moment it reads until it commits,
+so two jobs for the same record (one per side's id) never interleave: the
+second one waits, then sees what the first wrote. Writes to either side carry
+an idempotency key (QBO ``requestid``, internal ``Idempotency-Key``) or a
+version guard (QBO ``SyncToken``, internal ``If-Match``), so a job that dies
+after writing and runs again finds its own write and adopts it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import logging
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from ledgerbridge import errors
+from ledgerbridge.db.queries import QUERIES
+from ledgerbridge.sync import codec, hashing, merge, model, sides
+
+logger = logging.getLogger(__name__)
+
+# How often one job refetches and merges again after a stale write or after
+# linking missing references, before it gives up and lets the queue retry.
+MAX_PASSES = 4
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class Outcome:
+    status: str  # applied | echo | noop | conflict | held
+    detail: str
+    link_id: int | None
+
+
+@dataclasses.dataclass(kw_only=True, slots=True)
+class State:
+    """One side's current view of a record."""
+
+    side: str
+    id: str
+    raw: dict[str, Any] | None  # None: confirmed deleted
+    canonical: model.Entity | None = None
+
+    @property
+    def token(self) -> str | None:
+        if self.raw is None:
+            return None
+        if self.side == "qbo":
+            token = self.raw.get("SyncToken")
+            return None if token is None else str(token)
+        version = self.raw.get("version")
+        return None if version is None else str(version)
+
+
+class _NeedReferences(Exception):
+    """Customers or items must be linked before this record can be mapped."""
+
+    def __init__(self, refs: list[tuple[str, str, str]]) -> None:
+        super().__init__(f"unlinked references: {refs}")
+        self.refs = refs
+
+
+def _other(side: str) -> str:
+    return "qbo" if side == "internal" else "internal"
+
+
+def _merge(base: Any, internal: Any, qbo: Any) -> merge.MergeResult[Any]:
+    """Three-way merge; without a base (two records adopted by number) every
+    field that differs is a conflict, so neither side silently wins."""
+    if base is not None:
+        return merge.merge(base, internal, qbo)
+    conflicts = tuple(
+        merge.FieldConflict(
+            field=f, base=None, internal=getattr(internal, f), qbo=getattr(qbo, f)
+        )
+        for f in model.fields_of(internal)
+        if getattr(internal, f) != getattr(qbo, f)
+    )
+    return merge.MergeResult(
+        merged=internal, conflicts=conflicts, to_internal={}, to_qbo={}
+    )
+
+
+def idempotency_key(
+    connection_id: int, entity_type: str, side: str, source_id: str
+) -> str:
+    """The key a create derived from a source record always carries.
+
+    QBO limits ``requestid`` to 50 characters, so the key is a digest.
+    """
+    text = f"ledgerbridge:{connection_id}:{entity_type}:{side}:{source_id}"
+    return "lb-" + hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+async def sync_entity(
+    services: Any,
+    *,
+    connection_id: int,
+    side: str,
+    entity_type: str,
+    entity_id: str,
+    job_id: int | None = None,
+) -> Outcome:
+    """Bring one record into agreement on both sides and record the outcome."""
+    async with services.pool.connection() as conn:
+        cur = await conn.execute(
+            QUERIES["max_pending_event"],
+            {
+                "connection_id": connection_id,
+                "side": side,
+                "entity_type": entity_type,
+                "entity_id": entity_id,
+            },
+        )
+        row = await cur.fetchone()
+    max_event_id = int(row["max_id"]) if row else 0
+
+    job = _Job(services, connection_id, await services.qbo_for(connection_id))
+    outcome = await job.sync(side, entity_type, entity_id)
+
+    async with services.pool.connection() as conn:
+        await conn.execute(
+            QUERIES["finish_events"],
+            {
+                "status": outcome.status,
+                "detail": outcome.detail,
+                "link_id": outcome.link_id,
+                "connection_id": connection_id,
+                "side": side,
+                "entity_type": entity_type,
+                "entity_id": entity_id,
+                "max_id": max_event_id,
+            },
+        )
+    services.metrics.outcomes.labels(status=outcome.status).inc()
+    logger.info(
+        "sync %s: %s",
+        outcome.status,
+        outcome.detail,
+        extra={
+            "action": f"sync_{outcome.status}",
+            "connection_id": connection_id,
+            "entity": f"{side}:{entity_type}:{entity_id}",
+            "job_id": job_id,
+        },
+    )
+    return outcome
+
+
+async def record_failure(
+    services: Any,
+    *,
+    connection_id: int,
+    side: str,
+    entity_type: str,
+    entity_id: str,
+    error: BaseException,
+    dead: bool,
+) -> None:
+    """Note a failed attempt on the entity's events; ``dead`` makes it a dead letter."""
+    reason = f"{type(error).__name__}: {error}"
+    if isinstance(error, errors.ConnectionWaiting):
+        reason = f"waiting for the QBO connection to be reconnected ({error})"
+    async with services.pool.connection() as conn:
+        await conn.execute(
+            QUERIES["fail_events"],
+            {
+                "status": "dead_letter" if dead else "failed",
+                "detail": reason,
+                "connection_id": connection_id,
+                "side": side,
+                "entity_type": entity_type,
+                "entity_id": entity_id,
+            },
+        )
+    services.metrics.failures.labels(dead=str(dead).lower()).inc()
+    log = logger.error if dead else logger.warning
+    log(
+        "sync failed%s: %s",
+        " for good" if dead else ", will retry",
+        reason,
+        extra={
+            "action": "sync_dead_letter" if dead else "sync_retry",
+            "connection_id": connection_id,
+            "entity": f"{side}:{entity_type}:{entity_id}",
+        },
+    )
+
+
+class _Job:
+    def __init__(self, services: Any, connection_id: int, qbo: Any) -> None:
+        self.services = services
+        self.connection_id = connection_id
+        self.qbo = qbo
+        self.internal = services.internal
+
+    # -- the loop: stale writes and missing references mean "again" ----------
+
+    async def sync(
+        self, side: str, entity_type: str, entity_id: str, depth: int = 0
+    ) -> Outcome:
+        last: Exception | None = None
+        for _ in range(MAX_PASSES):
+            try:
+                return await self._pass(side, entity_type, entity_id)
+            except _NeedReferences as need:
+                if depth > 0:
+                    raise errors.ReferenceError_(
+                        f"references of references cannot be linked: {need.refs}"
+                    ) from need
+                for ref_side, ref_type, ref_id in need.refs:
+                    await self.sync(ref_side, ref_type, ref_id, depth + 1)
+                last = need
+            except errors.StaleWrite as exc:
+                logger.warning(
+                    "stale write, merging again: %s",
+                    exc,
+                    extra={
+                        "action": "stale_write",
+                        "entity": f"{side}:{entity_type}:{entity_id}",
+                    },
+                )
+                last = exc
+        raise errors.StaleWrite(f"gave up after {MAX_PASSES} passes: {last}")
+
+    async def _pass(self, side: str, entity_type: str, entity_id: str) -> Outcome:
+        async with self.services.pool.connection() as conn, conn.transaction():
+            link = await self._lock_link_by_side(conn, side, entity_type, entity_id)
+            if link is None:
+                source = await self._fetch(side, entity_type, entity_id)
+                return await self._first_sync(conn, side, entity_type, source)
+            return await self._linked_sync(conn, link, side, entity_type)
+
+    # -- fetching ----------------------------------------------------------
+
+    async def _fetch(self, side: str, entity_type: str, entity_id: str) -> State:
+        if side == "internal":
+            try:
+                raw = await self.internal.get(
+                    sides.INTERNAL_NAME[entity_type], entity_id
+                )
+            except errors.InternalGone:
+                raw = None
+            return State(side=side, id=entity_id, raw=raw)
+        try:
+            raw = await self.qbo.get(sides.QBO_NAME[entity_type], entity_id)
+        except errors.QboNotFound:
+            await self._confirm_qbo_deleted(entity_type, entity_id)
+            raw = None
+        return State(side=side, id=entity_id, raw=raw)
+
+    async def _confirm_qbo_deleted(self, entity_type: str, entity_id: str) -> None:
+        """A read that says "not found" counts as deleted only if CDC agrees."""
+        since = self.services.clock.now() - dt.timedelta(days=29)
+        changed, _ = await self.qbo.cdc([sides.QBO_NAME[entity_type]], since)
+        for obj in changed.get(sides.QBO_NAME[entity_type], []):
+            if str(obj.get("Id")) == entity_id and obj.get("status") == "Deleted":
+                return
+        raise errors.PermanentError(
+            f"QBO {entity_type} {entity_id} is not found but change data capture "
+            "lists no delete for it; check the id and replay"
+        )
+
+    async def _refs(self, conn: Any) -> sides.RefMaps:
+        cur = await conn.execute(
+            QUERIES["reference_links"], {"connection_id": self.connection_id}
+        )
+        return sides.RefMaps.from_rows(await cur.fetchall())
+
+    async def _map(
+        self, conn: Any, state: State, entity_type: str, base: model.Entity | None
+    ) -> None:
+        """Fill ``state.canonical``; a deleted record is the base marked deleted."""
+        if state.raw is None:
+            if entity_type != "invoice" or base is None:
+                raise errors.PermanentError(
+                    f"{state.side} {entity_type} {state.id} was deleted; "
+                    "only invoices follow deletes"
+                )
+            assert isinstance(base, model.Invoice)
+            state.canonical = dataclasses.replace(base, status=model.Status.DELETED)
+            return
+        if state.side == "internal":
+            state.canonical = sides.internal_to_canonical(entity_type, state.raw)
+            return
+        refs = await self._refs(conn)
+        missing = sides.unlinked_qbo_refs(entity_type, state.raw, refs)
+        if missing:
+            raise _NeedReferences([("qbo", t, i) for t, i in missing])
+        state.canonical = sides.qbo_to_canonical(entity_type, state.raw, refs)
+
+    # -- links ---------------------------------------------------------------
+
+    async def _lock_link_by_side(
+        self, conn: Any, side: str, entity_type: str, entity_id: str
+    ) -> dict[str, Any] | None:
+        query = "lock_link_by_internal" if side == "internal" else "lock_link_by_qbo"
+        cur = await conn.execute(
+            QUERIES[query],
+            {
+                "connection_id": self.connection_id,
+                "entity_type": entity_type,
+                "entity_id": entity_id,
+            },
+        )
+        row: dict[str, Any] | None = await cur.fetchone()
+        return row
+
+    async def _save_link(
+        self,
+        conn: Any,
+        link: dict[str, Any],
+        *,
+        base: model.Entity,
+        internal: State,
+        qbo: State,
+        state: str = "active",
+    ) -> None:
+        await conn.execute(
+            QUERIES["save_link"],
+            {
+                "link_id": link["id"],
+                "internal_id": internal.id,
+                "qbo_id": qbo.id,
+                "natural_key": sides.natural_key(base),
+                "state": state,
+                "base": Jsonb(codec.to_json(base)),
+                "base_hash": hashing.state_hash(base),
+                "qbo_hash": hashing.state_hash(qbo.canonical)
+                if qbo.canonical
+                else None,
+                "qbo_sync_token": qbo.token,
+                "internal_hash": hashing.state_hash(internal.canonical)
+                if internal.canonical
+                else None,
+                "internal_version": int(internal.token) if internal.token else None,
+            },
+        )
+
+    # -- a record seen for the first time ---------------------------------
+
+    async def _first_sync(
+        self, conn: Any, side: str, entity_type: str, source: State
+    ) -> Outcome:
+        if source.raw is None:
+            return Outcome(
+                status="noop", detail="deleted before it was ever linked", link_id=None
+            )
+        await self._map(conn, source, entity_type, None)
+        assert source.canonical is not None
+        key = sides.natural_key(source.canonical)
+        ids = {"internal_id": None, "qbo_id": None, f"{side}_id": source.id}
+        cur = await conn.execute(
+            QUERIES["claim_link"],
+            {
+                "connection_id": self.connection_id,
+                "entity_type": entity_type,
+                "natural_key": key,
+                **ids,
+            },
+        )
+        link = await cur.fetchone()
+        if link is None:
+            # Another record already holds this number: the same record seen
+            # from the other side (adopt it), or a real duplicate (refuse).
+            cur = await conn.execute(
+                QUERIES["lock_link_by_natural_key"],
+                {
+                    "connection_id": self.connection_id,
+                    "entity_type": entity_type,
+                    "natural_key": key,
+                },
+            )
+            link = await cur.fetchone()
+            if link is None:
+                raise errors.StaleWrite("the link holding this number vanished")
+            if link[f"{side}_id"] not in (None, source.id):
+                raise errors.PermanentError(
+                    f"two {side} {entity_type} records share the number {key!r} "
+                    f"({link[f'{side}_id']} and {source.id}); make one unique, then replay"
+                )
+            link = await self._set_link_id(conn, link, side, source.id)
+            return await self._linked_sync(conn, link, side, entity_type)
+
+        other_side = _other(side)
+        matches = await self._find_counterpart(other_side, entity_type, key)
+        if len(matches) > 1:
+            raise errors.PermanentError(
+                f"{len(matches)} {other_side} {entity_type} records carry {key!r}; "
+                "cannot tell which one to link"
+            )
+        if matches:
+            link = await self._set_link_id(conn, link, other_side, matches[0])
+            return await self._linked_sync(conn, link, side, entity_type)
+
+        created = await self._create(conn, other_side, entity_type, source)
+        internal, qbo = (source, created) if side == "internal" else (created, source)
+        await self._save_link(
+            conn, link, base=source.canonical, internal=internal, qbo=qbo
+        )
+        return Outcome(
+            status="applied",
+            detail=f"created in {other_side} as {created.id}",
+            link_id=link["id"],
+        )
+
+    async def _set_link_id(
+        self, conn: Any, link: dict[str, Any], side: str, entity_id: str
+    ) -> dict[str, Any]:
+        await conn.execute(
+            f"UPDATE links SET {side}_id = %(entity_id)s, updated_at = now() WHERE id = %(link_id)s",  # noqa: S608 - side is "internal" or "qbo"
+            {"entity_id": entity_id, "link_id": link["id"]},
+        )
+        cur = await conn.execute(QUERIES["lock_link"], {"link_id": link["id"]})
+        row: dict[str, Any] = await cur.fetchone()
+        return row
+
+    async def _find_counterpart(
+        self, side: str, entity_type: str, key: str
+    ) -> list[str]:
+        """Ids on ``side`` carrying the natural key. Errors propagate: a failed
+        lookup is never taken for "not found, create"."""
+        if side == "qbo":
+            field = sides.QBO_KEY_FIELD[entity_type]
+            found = await self.qbo.find_by(sides.QBO_NAME[entity_type], field, key)
+            return [str(obj["Id"]) for obj in found]
+        filters = {sides.INTERNAL_KEY_FILTER[entity_type]: key}
+        found = await self.internal.find(sides.INTERNAL_NAME[entity_type], **filters)
+        return [str(obj["id"]) for obj in found if obj.get("status") != "deleted"]
+
+    async def _create(
+        self, conn: Any, side: str, entity_type: str, source: State
+    ) -> State:
+        assert source.canonical is not None
+        key = idempotency_key(self.connection_id, entity_type, source.side, source.id)
+        if side == "qbo":
+            refs = await self._refs(conn)
+            missing = sides.unlinked_internal_refs(source.canonical, refs)
+            if missing:
+                raise _NeedReferences([("internal", t, i) for t, i in missing])
+            body = sides.qbo_create_body(
+                source.canonical,
+                refs,
+                income_account_id=await self._income_account(conn),
+            )
+            raw = await self.qbo.create(
+                sides.QBO_NAME[entity_type], body, request_id=key
+            )
+            state = State(side="qbo", id=str(raw["Id"]), raw=raw)
+        else:
+            body = sides.internal_create_body(source.canonical)
+            raw = await self.internal.create(
+                sides.INTERNAL_NAME[entity_type], body, idempotency_key=key
+            )
+            state = State(side="internal", id=str(raw["id"]), raw=raw)
+        await self._map(conn, state, entity_type, None)
+        return state
+
+    async def _income_account(self, conn: Any) -> str:
+        cur = await conn.execute(
+            "SELECT income_account_id FROM connections WHERE id = %(id)s",
+            {"id": self.connection_id},
+        )
+        row = await cur.fetchone()
+        if row and row["income_account_id"]:
+            return str(row["income_account_id"])
+        # Borrow the income account of an item QBO already has; a sandbox
+        # company always ships with some.
+        items = await self.qbo.query("select * from Item maxresults 1")
+        account = str(
+            ((items[0] if items else {}).get("IncomeAccountRef") or {}).get(
+                "value", "1"
+            )
+        )
+        await conn.execute(
+            "UPDATE connections SET income_account_id = %(a)s WHERE id = %(id)s",
+            {"a": account, "id": self.connection_id},
+        )
+        return account
+
+    # -- a linked record -----------------------------------------------------
+
+    async def _linked_sync(
+        self, conn: Any, link: dict[str, Any], side: str, entity_type: str
+    ) -> Outcome:
+        link_id = link["id"]
+        if link["state"] == "deleted":
+            return Outcome(
+                status="noop", detail="the pair was deleted", link_id=link_id
+            )
+        base = (
+            codec.from_json(sides.MODEL[entity_type], link["base"])
+            if link["base"]
+            else None
+        )
+
+        source_id = link[f"{side}_id"]
+        source = await self._fetch(side, entity_type, source_id)
+        if (
+            link["state"] == "active"
+            and base is not None
+            and self._is_echo(link, source)
+        ):
+            return Outcome(
+                status="echo",
+                detail=f"our own write to {side} came back",
+                link_id=link_id,
+            )
+
+        other_side = _other(side)
+        other = await self._fetch(other_side, entity_type, link[f"{other_side}_id"])
+        internal, qbo = (source, other) if side == "internal" else (other, source)
+        await self._map(conn, internal, entity_type, base)
+        await self._map(conn, qbo, entity_type, base)
+        assert internal.canonical is not None and qbo.canonical is not None
+
+        if link["state"] == "held":
+            return await self._held(conn, link, base, internal, qbo)
+
+        result = _merge(base, internal.canonical, qbo.canonical)
+        if result.conflicts:
+            await self._open_conflict(conn, link, result.conflicts, internal, qbo)
+            names = ", ".join(c.field for c in result.conflicts)
+            return Outcome(
+                status="conflict",
+                detail=f"held: both sides changed {names}",
+                link_id=link_id,
+            )
+        return await self._apply(conn, link, result.merged, internal, qbo)
+
+    def _is_echo(self, link: dict[str, Any], source: State) -> bool:
+        """Is this exactly the state our last write to that side produced?"""
+        if source.raw is None:
+            return False
+        if source.side == "qbo":
+            return source.token is not None and source.token == link["qbo_sync_token"]
+        return (
+            source.token is not None
+            and link["internal_version"] is not None
+            and int(source.token) == link["internal_version"]
+        )
+
+    async def _apply(
+        self,
+        conn: Any,
+        link: dict[str, Any],
+        merged: model.Entity,
+        internal: State,
+        qbo: State,
+    ) -> Outcome:
+        wrote: list[str] = []
+        if internal.canonical != merged:
+            internal = await self._write_internal(conn, internal, merged)
+            wrote.append("internal")
+        if qbo.canonical != merged:
+            qbo = await self._write_qbo(conn, qbo, merged, internal)
+            wrote.append("qbo")
+        deleted = (
+            isinstance(merged, model.Invoice) and merged.status == model.Status.DELETED
+        )
+        await self._save_link(
+            conn,
+            link,
+            base=merged,
+            internal=internal,
+            qbo=qbo,
+            state="deleted" if deleted else "active",
+        )
+        if not wrote:
+            return Outcome(
+                status="noop", detail="both sides already agree", link_id=link["id"]
+            )
+        return Outcome(
+            status="applied", detail="wrote " + " and ".join(wrote), link_id=link["id"]
+        )
+
+    async def _write_internal(
+        self, conn: Any, current: State, merged: model.Entity
+    ) -> State:
+        entity = sides.INTERNAL_NAME[sides.type_of(merged)]
+        assert current.canonical is not None and current.raw is not None
+        try:
+            if isinstance(merged, model.Invoice) and merged.status != model.Status.OPEN:
+                if merged.status == model.Status.DELETED:
+                    await self.internal.delete(entity, current.id)
+                    return dataclasses.replace(current, raw=None, canonical=merged)
+                raw = await self.internal.void_invoice(current.id)
+            else:
+                fields = sides.internal_patch(current.canonical, merged)
+                raw = await self.internal.update(
+                    entity, current.id, fields, version=int(current.raw["version"])
+                )
+        except errors.InternalVersionMismatch as exc:
+            raise errors.StaleWrite(f"internal {current.id} moved under us") from exc
+        state = State(side="internal", id=current.id, raw=raw)
+        await self._map(conn, state, sides.type_of(merged), merged)
+        return state
+
+    async def _write_qbo(
+        self, conn: Any, current: State, merged: model.Entity, internal: State
+    ) -> State:
+        entity_type = sides.type_of(merged)
+        entity = sides.QBO_NAME[entity_type]
+        assert current.canonical is not None and current.raw is not None
+        token = str(current.raw["SyncToken"])
+        key = idempotency_key(
+            self.connection_id, entity_type, "merge", f"{current.id}:{token}"
+        )
+        try:
+            if (
+                isinstance(merged, model.Invoice)
+                and merged.status == model.Status.DELETED
+            ):
+                if sides.qbo_has_payments(current.raw):
+                    # Policy: money was received against it, so QBO keeps the
+                    # record and voids it; otherwise the invoice is deleted.
+                    raw = await self.qbo.void_invoice(current.id, token, request_id=key)
+                    state = State(side="qbo", id=current.id, raw=raw)
+                    await self._map(conn, state, entity_type, merged)
+                    return state
+                await self.qbo.delete(entity, current.id, token, request_id=key)
+                return dataclasses.replace(current, raw=None, canonical=merged)
+            if isinstance(merged, model.Invoice) and merged.status == model.Status.VOID:
+                raw = await self.qbo.void_invoice(current.id, token, request_id=key)
+            else:
+                if (
+                    isinstance(current.canonical, model.Invoice)
+                    and current.canonical.status != model.Status.OPEN
+                ):
+                    raise errors.PermanentError(
+                        f"QBO invoice {current.id} is {current.canonical.status} and "
+                        "cannot be reopened; void or delete it internally too"
+                    )
+                refs = await self._refs(conn)
+                missing = sides.unlinked_internal_refs(merged, refs)
+                if missing:
+                    raise _NeedReferences([("internal", t, i) for t, i in missing])
+                body = sides.qbo_update_body(
+                    current.canonical, merged, current.raw, refs
+                )
+                raw = await self.qbo.update(entity, body, request_id=key)
+        except errors.QboTransientError as exc:
+            if getattr(exc, "code", None) == "5010":
+                raise errors.StaleWrite(f"QBO {current.id} moved under us") from exc
+            raise
+        state = State(side="qbo", id=current.id, raw=raw)
+        await self._map(conn, state, entity_type, merged)
+        return state
+
+    # -- conflicts -------------------------------------------------------------
+
+    def _conflict_fields(self, kind: type[Any], conflicts: Any) -> list[dict[str, Any]]:
+        return [
+            {
+                "field": c.field,
+                "base": sides.field_to_json(kind, c.field, c.base),
+                "internal": sides.field_to_json(kind, c.field, c.internal),
+                "qbo": sides.field_to_json(kind, c.field, c.qbo),
+            }
+            for c in conflicts
+        ]
+
+    async def _open_conflict(
+        self,
+        conn: Any,
+        link: dict[str, Any],
+        conflicts: Any,
+        internal: State,
+        qbo: State,
+    ) -> None:
+        assert internal.canonical is not None and qbo.canonical is not None
+        await conn.execute(
+            QUERIES["open_conflict"],
+            {
+                "link_id": link["id"],
+                "fields": Jsonb(
+                    self._conflict_fields(type(internal.canonical), conflicts)
+                ),
+                "internal_state": Jsonb(codec.to_json(internal.canonical)),
+                "qbo_state": Jsonb(codec.to_json(qbo.canonical)),
+            },
+        )
+        await conn.execute(QUERIES["hold_link"], {"link_id": link["id"]})
+        self.services.metrics.conflicts.inc()
+
+    async def _held(
+        self,
+        conn: Any,
+        link: dict[str, Any],
+        base: model.Entity | None,
+        internal: State,
+        qbo: State,
+    ) -> Outcome:
+        """A held pair: refresh the conflict, or apply a person's resolution."""
+        assert internal.canonical is not None and qbo.canonical is not None
+        cur = await conn.execute(
+            QUERIES["open_conflict_for_link"], {"link_id": link["id"]}
+        )
+        conflict = await cur.fetchone()
+        if conflict is not None and conflict["resolution"] is not None:
+            resolved = merge.resolve(
+                base,
+                internal.canonical,
+                qbo.canonical,
+                sides.choices_from_json(
+                    sides.MODEL[link["entity_type"]], conflict["resolution"]
+                ),
+                source="internal",
+            )
+            outcome = await self._apply(conn, link, resolved, internal, qbo)
+            await conn.execute(
+                QUERIES["close_conflict"], {"conflict_id": conflict["id"]}
+            )
+            return Outcome(
+                status="applied",
+                detail=f"conflict {conflict['id']} resolved; {outcome.detail}",
+                link_id=link["id"],
+            )
+
+        result = _merge(base, internal.canonical, qbo.canonical)
+        if conflict is None:
+            # Held without a conflict row cannot happen through the engine;
+            # recover by treating the pair as active again.
+            if result.conflicts:
+                await self._open_conflict(conn, link, result.conflicts, internal, qbo)
+                return Outcome(status="conflict", detail="held", link_id=link["id"])
+            return await self._apply(conn, link, result.merged, internal, qbo)
+        await conn.execute(
+            QUERIES["refresh_conflict"],
+            {
+                "conflict_id": conflict["id"],
+                "fields": Jsonb(
+                    self._conflict_fields(type(internal.canonical), result.conflicts)
+                    or conflict["fields"]
+                ),
+                "internal_state": Jsonb(codec.to_json(internal.canonical)),
+                "qbo_state": Jsonb(codec.to_json(qbo.canonical)),
+            },
+        )
+        return Outcome(
+            status="held",
+            detail=f"conflict {conflict['id']} is open; nothing written",
+            link_id=link["id"],
+        )

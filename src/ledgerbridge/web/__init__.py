@@ -1,0 +1,1 @@
+"""The web app: webhook ingest, JSON API, dashboard, health and metrics."""

@@ -1,0 +1,124 @@
+"""The JSON API the dashboard and the CLI read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, HTTPException, Request
+
+from ledgerbridge.db.queries import QUERIES
+from ledgerbridge.web import actions
+
+router = APIRouter(prefix="/api")
+
+
+def _services(request: Request) -> Any:
+    return request.app.state.services
+
+
+async def _all(request: Request, query: str, **params: Any) -> list[dict[str, Any]]:
+    async with _services(request).pool.connection() as conn:
+        cur = await conn.execute(QUERIES[query], params)
+        rows: list[dict[str, Any]] = await cur.fetchall()
+    return rows
+
+
+async def _one(request: Request, query: str, what: str, **params: Any) -> dict[str, Any]:
+    rows = await _all(request, query, **params)
+    if not rows:
+        raise HTTPException(404, f"no such {what}")
+    return rows[0]
+
+
+@router.get("/events")
+async def list_events(
+    request: Request, status: str | None = None, after_id: int | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
+    return await _all(
+        request, "recent_events", status=status, after_id=after_id, limit=min(limit, 1000)
+    )
+
+
+@router.post("/events/{event_id}/replay")
+async def replay_event(request: Request, event_id: int) -> dict[str, Any]:
+    try:
+        return await actions.replay_event(_services(request), event_id)
+    except actions.NotFound as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except actions.Refused as exc:
+        raise HTTPException(409, str(exc)) from exc
+
+
+@router.get("/links")
+async def list_links(
+    request: Request, entity_type: str | None = None, limit: int = 200
+) -> list[dict[str, Any]]:
+    return await _all(request, "list_links", entity_type=entity_type, limit=min(limit, 1000))
+
+
+@router.get("/links/{link_id}")
+async def get_link(request: Request, link_id: int) -> dict[str, Any]:
+    link = await _one(request, "get_link", "link", link_id=link_id)
+    link["events"] = await _all(
+        request,
+        "link_events",
+        link_id=link_id,
+        connection_id=link["connection_id"],
+        entity_type=link["entity_type"],
+        internal_id=link["internal_id"],
+        qbo_id=link["qbo_id"],
+    )
+    return link
+
+
+@router.get("/conflicts")
+async def list_conflicts(
+    request: Request, status: str | None = "open", limit: int = 200
+) -> list[dict[str, Any]]:
+    status = None if status == "all" else status
+    return await _all(request, "list_conflicts", status=status, limit=min(limit, 1000))
+
+
+@router.get("/conflicts/{conflict_id}")
+async def get_conflict(request: Request, conflict_id: int) -> dict[str, Any]:
+    return await _one(request, "get_conflict", "conflict", conflict_id=conflict_id)
+
+
+@router.post("/conflicts/{conflict_id}/resolve")
+async def resolve_conflict(
+    request: Request,
+    conflict_id: int,
+    payload: dict[str, Any] = Body(...),  # noqa: B008 - FastAPI's way to take a body
+) -> dict[str, Any]:
+    """Body: ``{"choices": {field: "internal" | "qbo" | {"value": …}}, "resolved_by": …}``."""
+    choices = payload.get("choices")
+    if not isinstance(choices, dict):
+        raise HTTPException(400, "body needs {'choices': {field: choice}}")
+    by = str(payload.get("resolved_by") or "api")
+    try:
+        return await actions.resolve_conflict(_services(request), conflict_id, choices, resolved_by=by)
+    except actions.NotFound as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except actions.Refused as exc:
+        raise HTTPException(409, str(exc)) from exc
+
+
+@router.get("/dead-letters")
+async def list_dead_letters(request: Request) -> list[dict[str, Any]]:
+    return await _all(request, "dead_letters")
+
+
+@router.post("/dead-letters/{event_id}/replay")
+async def replay_dead_letter(request: Request, event_id: int) -> dict[str, Any]:
+    return await replay_event(request, event_id)
+
+
+@router.get("/connections")
+async def list_connections(request: Request) -> list[dict[str, Any]]:
+    async with _services(request).pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT id, realm_id, name, status, last_error, access_expires_at, updated_at"
+            " FROM connections ORDER BY id"
+        )
+        rows: list[dict[str, Any]] = await cur.fetchall()
+    return rows
