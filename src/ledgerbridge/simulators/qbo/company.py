@@ -209,17 +209,20 @@ class Company:
             raise faults.unsupported(f"Operation {operation} is not supported")
         return {entity: self.render(entity, obj)}
 
-    def _fields(self, body: dict[str, Any]) -> dict[str, Any]:
+    @staticmethod
+    def _fields(body: dict[str, Any], entity: str = "") -> dict[str, Any]:
+        # A payment's TotalAmt is what the customer paid: the client's value.
+        owned = SERVER_FIELDS - {"TotalAmt"} if entity == "Payment" else SERVER_FIELDS
         return {
             key: value
             for key, value in body.items()
-            if key not in SERVER_FIELDS and value is not None
+            if key not in owned and value is not None
         }
 
     def _create(
         self, entity: str, body: dict[str, Any], *, allow_dup: bool
     ) -> dict[str, Any]:
-        fields = self._fields(body)
+        fields = self._fields(body, entity)
         moment, stamp = self._now()
         if entity == "Payment":
             return self._create_payment(fields, moment, stamp)

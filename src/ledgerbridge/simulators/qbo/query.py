@@ -110,6 +110,11 @@ def _read_string(text: str, start: int) -> tuple[str, int]:
     index = start + 1
     while index < len(text):
         char = text[index]
+        if char in FORBIDDEN_CHARS:
+            raise faults.query_parse(
+                f"Invalid content. Lexical error at line 1, column {index + 1}.  "
+                f'Encountered: "{char}" ({ord(char)}), after : "{"".join(chars)}"'
+            )
         if char == "\\":
             if index + 1 >= len(text):
                 break

@@ -7,6 +7,7 @@ import random
 import re
 import string
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from . import clock, state
@@ -52,7 +53,7 @@ class FaultRule:
             "operation": self.operation,
             "status": self.status,
             "times": self.times,
-            "hold_seconds": self.hold_seconds,
+            "hold_seconds": Decimal(str(self.hold_seconds)),
             "xml": self.xml,
         }
 
@@ -220,12 +221,12 @@ class Simulator:
         self.oauth.access[access] = {
             "grant": grant_id,
             "realm_id": realm_id,
-            "expires_at": now + self.config.access_token_ttl_seconds,
+            "expires_at": str(now + self.config.access_token_ttl_seconds),
         }
         self.oauth.refresh[refresh] = {
             "grant": grant_id,
             "realm_id": realm_id,
-            "expires_at": now + self.config.refresh_token_ttl_seconds,
+            "expires_at": str(now + self.config.refresh_token_ttl_seconds),
             "superseded_at": None,
         }
         return {
@@ -265,12 +266,12 @@ class Simulator:
         superseded = record.get("superseded_at")
         # Each refresh rotates the token; the previous one survives only for
         # the configured grace, the way concurrent refreshers get burned.
-        if superseded is not None and now > float(superseded) + float(
+        if superseded is not None and now >= float(superseded) + float(
             self.config.refresh_token_grace_seconds
         ):
             raise TokenError("invalid_grant", description="Token has been rotated")
         if superseded is None:
-            record["superseded_at"] = now
+            record["superseded_at"] = str(now)
         return self.issue_tokens(str(record["realm_id"]), str(record["grant"]))
 
     def create_code(self, realm_id: str, client_id: str, redirect_uri: str) -> str:
@@ -279,7 +280,7 @@ class Simulator:
             "realm_id": realm_id,
             "client_id": client_id,
             "redirect_uri": redirect_uri,
-            "expires_at": self.clock.timestamp() + AUTH_CODE_TTL_SECONDS,
+            "expires_at": str(self.clock.timestamp() + AUTH_CODE_TTL_SECONDS),
             "used": False,
         }
         return code

@@ -77,7 +77,11 @@ class Realm:
 
 @dataclass
 class OAuthState:
-    """Grants (connections) and the tokens and codes issued under them."""
+    """Grants (connections) and the tokens and codes issued under them.
+
+    Instants are epoch seconds kept as strings, so the state file holds no
+    floats.
+    """
 
     grants: dict[str, dict[str, Any]] = field(default_factory=dict)
     access: dict[str, dict[str, Any]] = field(default_factory=dict)
