@@ -7,8 +7,10 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import threading
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -20,6 +22,7 @@ from starlette.responses import Response
 from ledgerbridge.simulators.qbo.app import SimConfig, create_app
 from support.servers import serve_in_thread
 
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "qbo"
 REALM = "9341453050121670"
 START = dt.datetime(2026, 12, 4, 16, 0, tzinfo=dt.UTC)
 VERIFIER = "test-verifier"
@@ -182,6 +185,34 @@ def test_amount_strings_and_integer_synctoken_are_accepted(qbo: Qbo) -> None:
     assert response.status_code == 200, response.text
     assert loads(response)["Invoice"]["SyncToken"] == "1"
     assert loads(response)["Invoice"]["TotalAmt"] == Decimal("20.10")
+
+
+def test_python_quickbooks_payload_with_empty_strings_is_accepted(qbo: Qbo) -> None:
+    # python-quickbooks sends "" for every unset field and 0 for SyncToken.
+    body = json.loads((FIXTURES / "python_quickbooks_invoice_create.json").read_text())
+
+    response = qbo.post("invoice", body)
+
+    assert response.status_code == 200, response.text
+    invoice = loads(response)["Invoice"]
+    assert invoice["TxnDate"] == "2026-12-04" and "PrivateNote" not in invoice
+    assert invoice["TotalAmt"] == Decimal("300.00")
+
+
+def test_xml_is_the_default_without_json_accept(qbo: Qbo) -> None:
+    headers = {"Authorization": qbo.headers["Authorization"]}
+
+    response = qbo.http.get(qbo.url("customer/1"), headers=headers)
+    fault = qbo.http.get(qbo.url("invoice/999"), headers=headers)
+
+    assert response.headers["content-type"].startswith("application/xml")
+    assert '<Customer domain="QBO" sparse="false"><Id>1</Id>' in response.text
+    assert '<Error code="610" element="">' in fault.text
+
+
+def test_every_response_has_intuit_tid(http: httpx.Client) -> None:
+    assert http.get("/nowhere").headers["intuit_tid"]
+    assert http.get("/_sim/realms").headers["intuit_tid"]
 
 
 def test_discount_and_totals_are_recomputed_server_side(qbo: Qbo) -> None:
@@ -1019,6 +1050,36 @@ def test_rate_limits_per_second_minute_and_batch_with_xml_option() -> None:
         assert qbo.post("batch", batch).status_code == 429
 
 
+def test_more_concurrent_requests_than_allowed_are_throttled() -> None:
+    with (
+        serve_in_thread(create_app(make_config(max_concurrency=1))) as url,
+        httpx.Client(base_url=url) as http,
+    ):
+        qbo = Qbo(http)
+        http.post(
+            "/_sim/faults", json={"kind": "timeout_before_commit", "hold_seconds": 5}
+        )
+        outcome: list[BaseException] = []
+
+        def held_call() -> None:
+            try:
+                qbo.http.get(qbo.url("preferences"), headers=qbo.headers, timeout=0.5)
+            except httpx.TimeoutException as exc:
+                outcome.append(exc)
+
+        worker = threading.Thread(target=held_call)
+        worker.start()
+        # The fault is consumed once the held call is in flight.
+        while http.get("/_sim/faults").json():
+            pass
+        second = qbo.get("preferences")
+        worker.join()
+
+        assert second.status_code == 429
+        assert error_of(second)["code"] == "3001"
+        assert len(outcome) == 1
+
+
 # -- persistence and reset ----------------------------------------------------
 
 
@@ -1032,7 +1093,10 @@ def test_state_survives_a_restart(tmp_path: Any) -> None:
         tokens = qbo.tokens
 
     with serve_in_thread(create_app(config)) as url, httpx.Client(base_url=url) as http:
-        headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+        headers = {
+            "Authorization": f"Bearer {tokens['access_token']}",
+            "Accept": "application/json",
+        }
         response = http.get(
             f"/v3/company/{REALM}/invoice/{invoice['Id']}", headers=headers
         )

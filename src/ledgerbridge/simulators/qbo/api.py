@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from . import clock, faults, wire
+from . import clock, faults, wire, xmlify
 from .company import entity_for
 from .sim import FaultRule, Simulator
 
@@ -114,7 +114,7 @@ class ApiCall:
             )
         if realm_id != self.realm_id or self.realm_id not in self.sim.realms:
             fault = faults.forbidden()
-            return json_response(fault.body(self.now_text()), fault.status)
+            return self._respond(fault.body(self.now_text()), fault.status)
         realm = self.sim.realms[self.realm_id]
         admitted = self.sim.throttle.admit(
             self.realm_id, self.sim.clock.timestamp(), batch=self.operation == "batch"
@@ -142,7 +142,7 @@ class ApiCall:
                 media_type="application/xml",
             )
         fault = faults.throttled()
-        return json_response(fault.body(self.now_text()), fault.status)
+        return self._respond(fault.body(self.now_text()), fault.status)
 
     async def _guarded(self) -> Response:
         rule = self.sim.take_fault(self.method, self.request.url.path, self.operation)
@@ -164,9 +164,9 @@ class ApiCall:
         if rule.kind == "timeout_before_commit":
             await self._hold(rule.hold_seconds)
             fault = faults.system_fault(504)
-            return json_response(fault.body(self.now_text()), fault.status)
+            return self._respond(fault.body(self.now_text()), fault.status)
         fault = faults.system_fault(rule.status)
-        return json_response(fault.body(self.now_text()), fault.status)
+        return self._respond(fault.body(self.now_text()), fault.status)
 
     async def _hold(self, seconds: float) -> None:
         loop = asyncio.get_running_loop()
@@ -184,11 +184,7 @@ class ApiCall:
             first = realm.replies.get(self.requestid)
             if first is not None:
                 # Same requestid: the first answer again, and nothing changes.
-                return Response(
-                    first["body"],
-                    status_code=int(first["status"]),
-                    media_type="application/json",
-                )
+                return self._respond(wire.loads(first["body"]), int(first["status"]))
         try:
             status, body = 200, self._execute()
         except faults.QboFault as fault:
@@ -198,7 +194,15 @@ class ApiCall:
             if self.requestid:
                 realm.remember_reply(self.requestid, status, text)
             self.sim.persist()
-        return Response(text, status_code=status, media_type="application/json")
+        return self._respond(body, status)
+
+    def _respond(self, body: dict[str, Any], status: int = 200) -> Response:
+        """JSON when the client asks for it; otherwise XML, QBO's default."""
+        if "json" in self.request.headers.get("accept", "").lower():
+            return json_response(body, status)
+        return Response(
+            xmlify.render(body), status_code=status, media_type="application/xml"
+        )
 
     def _include(self) -> set[str]:
         values = self.params.getlist("include")

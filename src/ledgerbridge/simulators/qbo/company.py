@@ -213,10 +213,12 @@ class Company:
     def _fields(body: dict[str, Any], entity: str = "") -> dict[str, Any]:
         # A payment's TotalAmt is what the customer paid: the client's value.
         owned = SERVER_FIELDS - {"TotalAmt"} if entity == "Payment" else SERVER_FIELDS
+        # QBO treats an empty string like an absent field: client libraries
+        # (python-quickbooks) send "" for every unset date, enum and name.
         return {
             key: value
             for key, value in body.items()
-            if key not in owned and value is not None
+            if key not in owned and value is not None and value != ""
         }
 
     def _create(
@@ -253,7 +255,7 @@ class Company:
             for key, value in body.items():
                 if key in SERVER_FIELDS:
                     continue
-                if value is None:
+                if value is None or value == "":
                     fields.pop(key, None)
                 else:
                     fields[key] = value
