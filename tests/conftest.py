@@ -20,13 +20,17 @@ _with_dbname = db_pool.with_database
 
 
 @pytest.fixture(scope="session")
-def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+def pg_admin_url() -> Iterator[str]:
     """A server to create test databases on: LEDGERBRIDGE_TEST_DSN or embedded."""
     dsn = os.environ.get("LEDGERBRIDGE_TEST_DSN")
     if dsn:
-        return dsn
-    data_dir = Path(os.environ.get("LEDGERBRIDGE_TEST_PGDATA", "/tmp/ledgerbridge-test-pg"))
-    return embedded.start(data_dir, database="postgres")
+        yield dsn
+        return
+    data_dir = Path(
+        os.environ.get("LEDGERBRIDGE_TEST_PGDATA", "/tmp/ledgerbridge-test-pg")  # noqa: S108 - a fixed place reused across runs
+    )
+    yield embedded.start(data_dir, database="postgres")
+    embedded.stop(data_dir)
 
 
 @pytest.fixture(scope="session")

@@ -201,6 +201,7 @@ def sim_qbo(
         client_secret=client_secret,
         state_path=state_file,
         webhook_format=webhook_format,
+        log_level="warning",
     )
 
 

@@ -20,21 +20,23 @@ from typing import Any
 import httpx
 
 from ledgerbridge import runtime
-from ledgerbridge.db import migrate
+from ledgerbridge.db import embedded, migrate
 from ledgerbridge.settings import Settings
 
 QBO_PORT = 8001
 INTERNAL_PORT = 8002
 STARTUP_TIMEOUT_SECONDS = 30.0
 
+# Names the simulator's sample company does not use, so the two companies'
+# records meet only where the demo means them to.
 CUSTOMERS = [
-    ("Amy's Bird Sanctuary", "birds@example.com"),
-    ("Cool Cars", "cool@example.com"),
-    ("Geeta Kalapatapu", "geeta@example.com"),
+    ("O'Neill Harbor Logistics", "ap@oneill-harbor.example"),
+    ("Northwind Traders", "billing@northwind.example"),
+    ("Blue Fern Studio", "hello@bluefern.example"),
 ]
 ITEMS = [
-    ("CONS-1", "Consulting", Decimal("150.00")),
-    ("DES-1", "Design", Decimal("95.50")),
+    ("CONS-1", "Strategy consulting", Decimal("150.00")),
+    ("DES-1", "Brand design", Decimal("95.50")),
     ("SUP-1", "Support hours", Decimal("60.00")),
 ]
 
@@ -144,7 +146,27 @@ def _seed_internal(settings: Settings) -> int:
     return 10
 
 
+def _stop_on_sigterm() -> None:
+    """Treat SIGTERM like Ctrl-C, so the children are stopped either way."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def run(settings: Settings) -> None:
+    _stop_on_sigterm()
+    embedded_started = settings.database_url is None
+    try:
+        _run(settings)
+    finally:
+        if embedded_started:
+            # The data stays in data_dir for the next run; the server stops.
+            embedded.stop(settings.data_dir)
+
+
+def _run(settings: Settings) -> None:
     url = runtime.resolve_database_url(settings)
     migrate.upgrade(url)
     data = settings.data_dir

@@ -25,7 +25,12 @@ def _add_extra(_: object, __: str, event: dict[str, object]) -> dict[str, object
 def configure(level: str = "INFO", *, json: bool = False) -> None:
     """Route every stdlib record through one structlog formatter."""
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(
+            colors=False,
+            # Plain tracebacks: rich ones print local variables, which may
+            # hold tokens or whole payloads.
+            exception_formatter=structlog.dev.plain_traceback,
+        )
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[

