@@ -10,11 +10,10 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg_pool import AsyncConnectionPool
 
 from ledgerbridge.db import embedded, migrate
 from ledgerbridge.db import pool as db_pool
-from psycopg_pool import AsyncConnectionPool
-
 
 _with_dbname = db_pool.with_database
 
@@ -44,7 +43,9 @@ def template_db(pg_admin_url: str) -> Iterator[str]:
     yield name
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
         conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(name)
+            )
         )
 
 
@@ -61,7 +62,9 @@ def db_url(pg_admin_url: str, template_db: str) -> Iterator[str]:
     yield _with_dbname(pg_admin_url, name)
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
         conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(name)
+            )
         )
 
 

@@ -12,9 +12,16 @@ import typer
 from ledgerbridge import logconfig
 from ledgerbridge.settings import Settings
 
-app = typer.Typer(help="Two-way invoice sync between an internal system and QuickBooks Online.", no_args_is_help=True)
-sim_app = typer.Typer(help="Run a simulator (QBO or the internal system).", no_args_is_help=True)
-conflicts_app = typer.Typer(help="List, show and resolve conflicts.", no_args_is_help=True)
+app = typer.Typer(
+    help="Two-way invoice sync between an internal system and QuickBooks Online.",
+    no_args_is_help=True,
+)
+sim_app = typer.Typer(
+    help="Run a simulator (QBO or the internal system).", no_args_is_help=True
+)
+conflicts_app = typer.Typer(
+    help="List, show and resolve conflicts.", no_args_is_help=True
+)
 app.add_typer(sim_app, name="sim")
 app.add_typer(conflicts_app, name="conflicts")
 
@@ -74,7 +81,11 @@ def worker(
     from ledgerbridge.queue import worker as worker_module
 
     settings = _settings()
-    asyncio.run(worker_module.run(settings, concurrency=concurrency or settings.worker_concurrency))
+    asyncio.run(
+        worker_module.run(
+            settings, concurrency=concurrency or settings.worker_concurrency
+        )
+    )
 
 
 @app.command()
@@ -89,7 +100,9 @@ def reconcile() -> None:
 @app.command()
 def replay(
     event_id: Annotated[int | None, typer.Argument(help="The event to replay")] = None,
-    dead_letters: Annotated[bool, typer.Option("--dead-letters", help="Replay every dead letter")] = False,
+    dead_letters: Annotated[
+        bool, typer.Option("--dead-letters", help="Replay every dead letter")
+    ] = False,
 ) -> None:
     """Enqueue an event's entity again (always safe), or every dead letter."""
     from ledgerbridge.web import actions
@@ -117,7 +130,8 @@ def conflicts_list(
     async def run(services: Any) -> list[dict[str, Any]]:
         async with services.pool.connection() as conn:
             cur = await conn.execute(
-                QUERIES["list_conflicts"], {"status": None if all_ else "open", "limit": 500}
+                QUERIES["list_conflicts"],
+                {"status": None if all_ else "open", "limit": 500},
             )
             return list(await cur.fetchall())
 
@@ -126,7 +140,9 @@ def conflicts_list(
         typer.echo("no conflicts")
     for row in rows:
         fields = ", ".join(f["field"] for f in row["fields"])
-        typer.echo(f"{row['id']:>5}  {row['status']:<8} {row['entity_type']} {row['natural_key']}: {fields}")
+        typer.echo(
+            f"{row['id']:>5}  {row['status']:<8} {row['entity_type']} {row['natural_key']}: {fields}"
+        )
 
 
 @conflicts_app.command("show")
@@ -136,7 +152,9 @@ def conflicts_show(conflict_id: int) -> None:
 
     async def run(services: Any) -> dict[str, Any] | None:
         async with services.pool.connection() as conn:
-            cur = await conn.execute(QUERIES["get_conflict"], {"conflict_id": conflict_id})
+            cur = await conn.execute(
+                QUERIES["get_conflict"], {"conflict_id": conflict_id}
+            )
             row: dict[str, Any] | None = await cur.fetchone()
             return row
 
@@ -144,7 +162,9 @@ def conflicts_show(conflict_id: int) -> None:
     if row is None:
         typer.echo(f"no conflict {conflict_id}", err=True)
         raise typer.Exit(1)
-    typer.echo(f"conflict {row['id']} ({row['status']}): {row['entity_type']} {row['natural_key']}")
+    typer.echo(
+        f"conflict {row['id']} ({row['status']}): {row['entity_type']} {row['natural_key']}"
+    )
     for f in row["fields"]:
         typer.echo(f"\n  {f['field']}")
         for side in ("base", "internal", "qbo"):
@@ -154,8 +174,12 @@ def conflicts_show(conflict_id: int) -> None:
 @conflicts_app.command("resolve")
 def conflicts_resolve(
     conflict_id: int,
-    take: Annotated[list[str], typer.Option("--take", help="FIELD=internal|qbo, repeatable")] = [],  # noqa: B006 - Typer reads the default
-    value: Annotated[list[str], typer.Option("--value", help="FIELD=<JSON value>, repeatable")] = [],  # noqa: B006 - as above
+    take: Annotated[
+        list[str], typer.Option("--take", help="FIELD=internal|qbo, repeatable")
+    ] = [],  # noqa: B006 - Typer reads the default
+    value: Annotated[
+        list[str], typer.Option("--value", help="FIELD=<JSON value>, repeatable")
+    ] = [],  # noqa: B006 - as above
     by: Annotated[str, typer.Option(help="Who resolves it")] = "cli",
 ) -> None:
     """Choose per field, then write the result to both sides."""
@@ -172,7 +196,15 @@ def conflicts_resolve(
         except json.JSONDecodeError:
             choices[field] = {"value": text}
     try:
-        _print(asyncio.run(_with_services(lambda s: actions.resolve_conflict(s, conflict_id, choices, resolved_by=by))))
+        _print(
+            asyncio.run(
+                _with_services(
+                    lambda s: actions.resolve_conflict(
+                        s, conflict_id, choices, resolved_by=by
+                    )
+                )
+            )
+        )
     except (actions.NotFound, actions.Refused) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
@@ -186,8 +218,12 @@ def sim_qbo(
     verifier_token: Annotated[str, typer.Option()] = "demo-qbo-verifier",
     client_id: Annotated[str, typer.Option()] = "demo-client-id",
     client_secret: Annotated[str, typer.Option()] = "demo-client-secret",
-    state_file: Annotated[Path | None, typer.Option(help="Keep state across restarts")] = None,
-    webhook_format: Annotated[str, typer.Option(help="legacy or cloudevents")] = "legacy",
+    state_file: Annotated[
+        Path | None, typer.Option(help="Keep state across restarts")
+    ] = None,
+    webhook_format: Annotated[
+        str, typer.Option(help="legacy or cloudevents")
+    ] = "legacy",
 ) -> None:
     """A QuickBooks Online stand-in (API v3 paths, OAuth, signed webhooks, faults)."""
     from ledgerbridge.simulators.qbo import server
@@ -212,7 +248,9 @@ def sim_internal(
     webhook_url: Annotated[str | None, typer.Option()] = None,
     webhook_secret: Annotated[str, typer.Option()] = "demo-internal-secret",
     api_token: Annotated[str, typer.Option()] = "demo-internal-token",
-    state_file: Annotated[Path | None, typer.Option(help="Keep state across restarts")] = None,
+    state_file: Annotated[
+        Path | None, typer.Option(help="Keep state across restarts")
+    ] = None,
 ) -> None:
     """The reference internal invoicing system."""
     from ledgerbridge.simulators.internal import server

@@ -15,7 +15,6 @@ import sys
 import time
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
 
 import httpx
 
@@ -55,7 +54,9 @@ def _wait_http(url: str, procs: list[subprocess.Popen[bytes]]) -> None:
     while time.monotonic() < deadline:
         for proc in procs:
             if proc.poll() is not None:
-                raise SystemExit(f"a demo process exited early (code {proc.returncode})")
+                raise SystemExit(
+                    f"a demo process exited early (code {proc.returncode})"
+                )
         try:
             httpx.get(url, timeout=1.0)
             return
@@ -97,7 +98,9 @@ async def _connect_demo_realm(settings: Settings, url: str) -> str:
                 refresh_token=token["refresh_token"],
                 access_expires_at=now + dt.timedelta(seconds=int(token["expires_in"])),
                 refresh_expires_at=now
-                + dt.timedelta(seconds=int(token.get("x_refresh_token_expires_in", 8726400))),
+                + dt.timedelta(
+                    seconds=int(token.get("x_refresh_token_expires_in", 8726400))
+                ),
             ),
             name=str(realms[0].get("name", "Demo company")),
         )
@@ -111,13 +114,19 @@ def _seed_internal(settings: Settings) -> int:
         if http.get("/api/invoices", params={"limit": 1}).json()["data"]:
             return 0
         customers = [
-            http.post("/api/customers", json={"name": n, "email": e},
-                      headers={"Idempotency-Key": f"demo-customer-{i}"}).json()
+            http.post(
+                "/api/customers",
+                json={"name": n, "email": e},
+                headers={"Idempotency-Key": f"demo-customer-{i}"},
+            ).json()
             for i, (n, e) in enumerate(CUSTOMERS)
         ]
         items = [
-            http.post("/api/items", json={"sku": s, "name": n, "unit_price": str(p)},
-                      headers={"Idempotency-Key": f"demo-item-{i}"}).json()
+            http.post(
+                "/api/items",
+                json={"sku": s, "name": n, "unit_price": str(p)},
+                headers={"Idempotency-Key": f"demo-item-{i}"},
+            ).json()
             for i, (s, n, p) in enumerate(ITEMS)
         ]
         today = dt.date(2026, 12, 1)
@@ -133,12 +142,14 @@ def _seed_internal(settings: Settings) -> int:
                     "currency": "USD",
                     "issue_date": (today + dt.timedelta(days=n)).isoformat(),
                     "due_date": (today + dt.timedelta(days=n + 30)).isoformat(),
-                    "lines": [{
-                        "item_id": item["id"],
-                        "description": f"{item['name']}, December",
-                        "quantity": str(qty),
-                        "unit_price": item["unit_price"],
-                    }],
+                    "lines": [
+                        {
+                            "item_id": item["id"],
+                            "description": f"{item['name']}, December",
+                            "quantity": str(qty),
+                            "unit_price": item["unit_price"],
+                        }
+                    ],
                     "memo": "Thank you for your business",
                     "status": "open",
                 },
@@ -175,17 +186,46 @@ def _run(settings: Settings) -> None:
     public = settings.public_url.rstrip("/")
 
     with _processes() as procs:
-        procs.append(_spawn(["sim", "qbo", "--port", str(QBO_PORT),
-                             "--webhook-url", f"{public}/webhooks/qbo",
-                             "--verifier-token", settings.qbo_verifier_token,
-                             "--client-id", settings.qbo_client_id,
-                             "--client-secret", settings.qbo_client_secret,
-                             "--state-file", str(data / "qbo-sim.json")], env))
-        procs.append(_spawn(["sim", "internal", "--port", str(INTERNAL_PORT),
-                             "--webhook-url", f"{public}/webhooks/internal",
-                             "--webhook-secret", settings.internal_webhook_secret,
-                             "--api-token", settings.internal_api_token,
-                             "--state-file", str(data / "internal-sim.json")], env))
+        procs.append(
+            _spawn(
+                [
+                    "sim",
+                    "qbo",
+                    "--port",
+                    str(QBO_PORT),
+                    "--webhook-url",
+                    f"{public}/webhooks/qbo",
+                    "--verifier-token",
+                    settings.qbo_verifier_token,
+                    "--client-id",
+                    settings.qbo_client_id,
+                    "--client-secret",
+                    settings.qbo_client_secret,
+                    "--state-file",
+                    str(data / "qbo-sim.json"),
+                ],
+                env,
+            )
+        )
+        procs.append(
+            _spawn(
+                [
+                    "sim",
+                    "internal",
+                    "--port",
+                    str(INTERNAL_PORT),
+                    "--webhook-url",
+                    f"{public}/webhooks/internal",
+                    "--webhook-secret",
+                    settings.internal_webhook_secret,
+                    "--api-token",
+                    settings.internal_api_token,
+                    "--state-file",
+                    str(data / "internal-sim.json"),
+                ],
+                env,
+            )
+        )
         _wait_http(f"{settings.qbo_base_url}/_sim/realms", procs)
         _wait_http(f"{settings.internal_base_url}/_sim/requests", procs)
 
@@ -204,7 +244,11 @@ def _run(settings: Settings) -> None:
             f"  Internal webhook secret   {settings.internal_webhook_secret}\n"
             f"  Internal API token        {settings.internal_api_token}\n"
             f"  Database                  {_redact(url)}\n"
-            + (f"\n  Seeded {seeded} invoices on the internal side; they sync to QBO now.\n" if seeded else ""),
+            + (
+                f"\n  Seeded {seeded} invoices on the internal side; they sync to QBO now.\n"
+                if seeded
+                else ""
+            ),
             flush=True,
         )
         try:
@@ -222,4 +266,3 @@ def _redact(url: str) -> str:
     if parts.password:
         return url.replace(parts.password, "***")
     return url
-

@@ -80,7 +80,7 @@ class MappingError(SyncError, PermanentError):
     """The record cannot be mapped to the canonical invoice."""
 
 
-class ReferenceError_(SyncError, PermanentError):  # noqa: N801 - avoids the builtin
+class ReferenceError_(SyncError, PermanentError):
     """A customer or item reference cannot be resolved."""
 
 

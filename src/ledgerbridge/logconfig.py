@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
 
 # Fields our records carry in ``extra`` that are worth showing.
 EXTRA_KEYS = (
-    "action", "connection_id", "realm_id", "entity", "job_id", "intuit_tid",
-    "attempt", "source", "status",
+    "action",
+    "connection_id",
+    "realm_id",
+    "entity",
+    "job_id",
+    "intuit_tid",
+    "attempt",
+    "source",
+    "status",
 )
 
 
-def _add_extra(_: object, __: str, event: dict[str, object]) -> dict[str, object]:
+def _add_extra(
+    _: object, __: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     record = event.get("_record")
     if isinstance(record, logging.LogRecord):
         for key in EXTRA_KEYS:
@@ -25,7 +36,9 @@ def _add_extra(_: object, __: str, event: dict[str, object]) -> dict[str, object
 def configure(level: str = "INFO", *, json: bool = False) -> None:
     """Route every stdlib record through one structlog formatter."""
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.dev.ConsoleRenderer(
             colors=False,
             # Plain tracebacks: rich ones print local variables, which may
             # hold tokens or whole payloads.
@@ -39,7 +52,10 @@ def configure(level: str = "INFO", *, json: bool = False) -> None:
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             _add_extra,
         ],
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            renderer,
+        ],
     )
     handler = logging.StreamHandler()
     handler.setFormatter(formatter)

@@ -95,7 +95,9 @@ async def open_services(
                     timeout_seconds=settings.http_timeout_seconds,
                 ),
                 oauth=oauth,
-                tokens=auth.TokenManager(pool, oauth, auth.load_fernet(settings), clock),
+                tokens=auth.TokenManager(
+                    pool, oauth, auth.load_fernet(settings), clock
+                ),
                 rate_limiter=ratelimit.PgRateLimiter(pool, clock),
                 metrics=Metrics(),
             )

@@ -67,20 +67,32 @@ async def internal_invoice(
     return dict(resp.json())
 
 
-async def internal_patch(stack: Any, invoice_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+async def internal_patch(
+    stack: Any, invoice_id: str, fields: dict[str, Any]
+) -> dict[str, Any]:
     current = (await stack.internal.get(f"/api/invoices/{invoice_id}")).json()
     resp = await stack.internal.patch(
-        f"/api/invoices/{invoice_id}", json=fields, headers={"If-Match": str(current["version"])}
+        f"/api/invoices/{invoice_id}",
+        json=fields,
+        headers={"If-Match": str(current["version"])},
     )
     resp.raise_for_status()
     return dict(resp.json())
 
 
-async def qbo_sparse_update(stack: Any, invoice_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+async def qbo_sparse_update(
+    stack: Any, invoice_id: str, fields: dict[str, Any]
+) -> dict[str, Any]:
     path = f"/v3/company/{stack.realm_id}/invoice"
     current = (await stack.qbo.get(f"{path}/{invoice_id}")).json()["Invoice"]
     resp = await stack.qbo.post(
-        path, json={"Id": invoice_id, "SyncToken": current["SyncToken"], "sparse": True, **fields}
+        path,
+        json={
+            "Id": invoice_id,
+            "SyncToken": current["SyncToken"],
+            "sparse": True,
+            **fields,
+        },
     )
     resp.raise_for_status()
     return dict(resp.json()["Invoice"])

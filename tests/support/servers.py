@@ -36,7 +36,9 @@ def serve_in_thread(app: Any, sock: socket.socket | None = None) -> Iterator[str
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, daemon=True
+    )
     thread.start()
     try:
         yield f"http://127.0.0.1:{port}"

@@ -90,13 +90,19 @@ class Stack:
 
     async def qbo_invoice_by_number(self, number: str) -> list[dict[str, Any]]:
         escaped = number.replace("\\", "\\\\").replace("'", "\\'")
-        return await self.qbo_query(f"select * from Invoice where DocNumber = '{escaped}'")
+        return await self.qbo_query(
+            f"select * from Invoice where DocNumber = '{escaped}'"
+        )
 
     async def qbo_requests(self, since: int = 0) -> list[dict[str, Any]]:
-        return (await self.qbo_control.get("/_sim/requests", params={"since": since})).json()
+        return (
+            await self.qbo_control.get("/_sim/requests", params={"since": since})
+        ).json()
 
     async def internal_requests(self, since: int = 0) -> list[dict[str, Any]]:
-        return (await self.internal_control.get("/_sim/requests", params={"since": since})).json()
+        return (
+            await self.internal_control.get("/_sim/requests", params={"since": since})
+        ).json()
 
     async def events(self) -> list[dict[str, Any]]:
         async with self.services.pool.connection() as conn:
@@ -105,7 +111,9 @@ class Stack:
 
 
 @contextlib.asynccontextmanager
-async def run_stack(db_url: str, tmp_path: Path, **settings_overrides: Any) -> AsyncIterator[Stack]:
+async def run_stack(
+    db_url: str, tmp_path: Path, **settings_overrides: Any
+) -> AsyncIterator[Stack]:
     lb_sock = listening_socket()
     lb_url = f"http://127.0.0.1:{lb_sock.getsockname()[1]}"
     qbo_sock = listening_socket()
@@ -145,18 +153,27 @@ async def run_stack(db_url: str, tmp_path: Path, **settings_overrides: Any) -> A
             seed=11,
         )
     )
-    with serve_in_thread(qbo_app, qbo_sock), serve_in_thread(internal_app, internal_sock):
+    with (
+        serve_in_thread(qbo_app, qbo_sock),
+        serve_in_thread(internal_app, internal_sock),
+    ):
         async with runtime.open_services(settings, rng=make_rng(3)) as services:
             server = uvicorn.Server(
-                uvicorn.Config(create_app(services=services), log_level="warning", lifespan="on")
+                uvicorn.Config(
+                    create_app(services=services), log_level="warning", lifespan="on"
+                )
             )
             serving = asyncio.create_task(server.serve(sockets=[lb_sock]))
             async with (
                 httpx.AsyncClient(base_url=qbo_url) as qbo_control,
                 httpx.AsyncClient(base_url=internal_url) as internal_control,
             ):
-                realm_id = str((await qbo_control.get("/_sim/realms")).json()[0]["realm_id"])
-                token = (await qbo_control.post("/_sim/tokens", json={"realm_id": realm_id})).json()
+                realm_id = str(
+                    (await qbo_control.get("/_sim/realms")).json()[0]["realm_id"]
+                )
+                token = (
+                    await qbo_control.post("/_sim/tokens", json={"realm_id": realm_id})
+                ).json()
                 now = services.clock.now()
                 connection_id = await services.tokens.connect(
                     realm_id,
@@ -169,7 +186,9 @@ async def run_stack(db_url: str, tmp_path: Path, **settings_overrides: Any) -> A
                     name="test company",
                 )
                 # A second token for "a person" editing QBO directly.
-                person = (await qbo_control.post("/_sim/tokens", json={"realm_id": realm_id})).json()
+                person = (
+                    await qbo_control.post("/_sim/tokens", json={"realm_id": realm_id})
+                ).json()
                 async with (
                     httpx.AsyncClient(
                         base_url=qbo_url,
@@ -180,7 +199,9 @@ async def run_stack(db_url: str, tmp_path: Path, **settings_overrides: Any) -> A
                     ) as qbo,
                     httpx.AsyncClient(
                         base_url=internal_url,
-                        headers={"Authorization": f"Bearer {settings.internal_api_token}"},
+                        headers={
+                            "Authorization": f"Bearer {settings.internal_api_token}"
+                        },
                     ) as internal,
                 ):
                     try:

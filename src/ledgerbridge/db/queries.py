@@ -15,7 +15,10 @@ _NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 
 def _load() -> dict[str, LiteralString]:
     queries: dict[str, LiteralString] = {}
-    for entry in sorted(resources.files("ledgerbridge.db").joinpath("sql").iterdir()):
+    for entry in sorted(
+        resources.files("ledgerbridge.db").joinpath("sql").iterdir(),
+        key=lambda e: e.name,
+    ):
         if not entry.name.endswith(".sql"):
             continue
         text = entry.read_text(encoding="utf-8")

@@ -15,7 +15,9 @@ logger = logging.getLogger(__name__)
 router = APIRouter()
 
 
-async def _refuse(request: Request, source: str, body: bytes, exc: errors.IngestError) -> JSONResponse:
+async def _refuse(
+    request: Request, source: str, body: bytes, exc: errors.IngestError
+) -> JSONResponse:
     status = 401 if isinstance(exc, errors.BadSignature) else 400
     services = request.app.state.services
     await store.record_delivery(

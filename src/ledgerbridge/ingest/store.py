@@ -38,7 +38,7 @@ def kept_headers(headers: Any) -> dict[str, str]:
 
 
 async def record_delivery(
-    pool: AsyncConnectionPool,
+    pool: AsyncConnectionPool[Any],
     *,
     source: str,
     signature_ok: bool,
@@ -62,16 +62,21 @@ async def record_delivery(
             },
         )
         row = await cur.fetchone()
-    assert row is not None
+    if row is None:
+        raise RuntimeError("INSERT … RETURNING returned no row")
     return int(row["id"])
 
 
-async def _connection_for(conn: Any, signal: Signal, realm_hint: str | None) -> int | None:
+async def _connection_for(
+    conn: Any, signal: Signal, realm_hint: str | None
+) -> int | None:
     if signal.connection_id is not None:
         return signal.connection_id
     realm = signal.realm_id or realm_hint
     if realm:
-        cur = await conn.execute(QUERIES["find_connection_by_realm"], {"realm_id": realm})
+        cur = await conn.execute(
+            QUERIES["find_connection_by_realm"], {"realm_id": realm}
+        )
     else:
         cur = await conn.execute(QUERIES["default_connection"])
     row = await cur.fetchone()
@@ -79,7 +84,7 @@ async def _connection_for(conn: Any, signal: Signal, realm_hint: str | None) -> 
 
 
 async def record_signals(
-    pool: AsyncConnectionPool,
+    pool: AsyncConnectionPool[Any],
     queue: procrastinate.App,
     signals: Sequence[Signal],
     *,
@@ -126,7 +131,7 @@ async def record_signals(
 
 
 async def enqueue_event(
-    pool: AsyncConnectionPool,
+    pool: AsyncConnectionPool[Any],
     queue: procrastinate.App,
     event_id: int,
     connection_id: int,

@@ -10,7 +10,8 @@ config = context.config
 
 def run_migrations_online() -> None:
     url = config.get_main_option("sqlalchemy.url")
-    assert url, "ledgerbridge.db.migrate sets sqlalchemy.url"
+    if not url:
+        raise RuntimeError("ledgerbridge.db.migrate sets sqlalchemy.url")
     engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:
         context.configure(connection=connection, transaction_per_migration=True)

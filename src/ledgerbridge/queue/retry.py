@@ -20,11 +20,13 @@ CONNECTION_WAIT_SECONDS = 30.0
 
 def backoff_seconds(attempt: int, rng: random.Random) -> float:
     """Exponential backoff with jitter: half fixed, half random."""
-    ceiling = min(MAX_DELAY_SECONDS, BASE_DELAY_SECONDS * 2**attempt)
+    ceiling: float = min(MAX_DELAY_SECONDS, BASE_DELAY_SECONDS * 2**attempt)
     return ceiling / 2 + rng.random() * ceiling / 2
 
 
-def retry_delay(exception: BaseException, attempts: int, rng: random.Random) -> float | None:
+def retry_delay(
+    exception: BaseException, attempts: int, rng: random.Random
+) -> float | None:
     """Seconds until the next attempt, or ``None`` when the job is dead.
 
     Only the transient/permanent split decides; an unexpected exception (a
@@ -47,8 +49,11 @@ class SyncRetryStrategy(BaseRetryStrategy):
     def __init__(self, rng: random.Random | None = None) -> None:
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
 
-    def get_retry_decision(self, *, exception: BaseException, job: Any) -> RetryDecision | None:
+    def get_retry_decision(
+        self, *, exception: BaseException, job: Any
+    ) -> RetryDecision | None:
         delay = retry_delay(exception, job.attempts, self.rng)
         if delay is None:
             return None
-        return RetryDecision(retry_in={"seconds": delay})
+        decision: RetryDecision = RetryDecision(retry_in={"seconds": round(delay)})
+        return decision

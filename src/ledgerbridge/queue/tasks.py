@@ -52,7 +52,9 @@ async def sync_entity(
         raise
 
 
-async def reconcile(context: procrastinate.JobContext, *, connection_id: int | None = None) -> None:
+async def reconcile(
+    context: procrastinate.JobContext, *, connection_id: int | None = None
+) -> None:
     """Find drift from dropped webhooks and enqueue refetches for it."""
     from ledgerbridge.reconciler import reconciler
 
@@ -75,5 +77,7 @@ def register(app: procrastinate.App) -> None:
         sync_entity
     )
     app.task(name="reconcile", pass_context=True)(reconcile)
-    periodic = app.task(name="reconcile_periodic", pass_context=True)(reconcile_periodic)
+    periodic = app.task(name="reconcile_periodic", pass_context=True)(
+        reconcile_periodic
+    )
     app.periodic(cron="* * * * *", periodic_id="reconcile")(periodic)

@@ -10,9 +10,17 @@ from ledgerbridge.settings import Settings
 logger = logging.getLogger(__name__)
 
 
-async def run(settings: Settings, *, concurrency: int, wait: bool = True, install_signal_handlers: bool = True) -> None:
+async def run(
+    settings: Settings,
+    *,
+    concurrency: int,
+    wait: bool = True,
+    install_signal_handlers: bool = True,
+) -> None:
     """Work until stopped (or, with ``wait=False``, until the queue is empty)."""
-    async with runtime.open_services(settings, pool_size=concurrency * 2 + 2) as services:
+    async with runtime.open_services(
+        settings, pool_size=concurrency * 2 + 2
+    ) as services:
         logger.info("worker started", extra={"action": "worker_started"})
         await services.queue.run_worker_async(
             concurrency=concurrency,

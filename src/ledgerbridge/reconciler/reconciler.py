@@ -37,7 +37,9 @@ async def reconcile_all(services: Any, *, connection_id: int | None = None) -> i
     """Sweep every connected company (or one); return how many records drifted."""
     found = await requeue_received(services)
     async with services.pool.connection() as conn:
-        cur = await conn.execute(QUERIES["connected_connections"], {"connection_id": connection_id})
+        cur = await conn.execute(
+            QUERIES["connected_connections"], {"connection_id": connection_id}
+        )
         connections = await cur.fetchall()
     for row in connections:
         try:
@@ -55,7 +57,9 @@ async def requeue_received(services: Any) -> int:
     """Hand events that were recorded but never enqueued to the queue."""
     before = services.clock.now() - dt.timedelta(seconds=STUCK_RECEIVED_SECONDS)
     async with services.pool.connection() as conn:
-        cur = await conn.execute(QUERIES["events_left_received"], {"before": before, "limit": 500})
+        cur = await conn.execute(
+            QUERIES["events_left_received"], {"before": before, "limit": 500}
+        )
         rows = await cur.fetchall()
     for row in rows:
         signal = Signal(
@@ -66,12 +70,16 @@ async def requeue_received(services: Any) -> int:
             dedupe_key="",
             occurred_at=None,
         )
-        await store.enqueue_event(services.pool, services.queue, row["id"], row["connection_id"], signal)
+        await store.enqueue_event(
+            services.pool, services.queue, row["id"], row["connection_id"], signal
+        )
     return len(rows)
 
 
 async def _cursor(conn: Any, connection_id: int, name: str) -> dt.datetime | None:
-    cur = await conn.execute(QUERIES["get_cursor"], {"connection_id": connection_id, "name": name})
+    cur = await conn.execute(
+        QUERIES["get_cursor"], {"connection_id": connection_id, "name": name}
+    )
     row = await cur.fetchone()
     return row["position"] if row else None
 
@@ -82,16 +90,22 @@ async def reconcile_connection(services: Any, connection_id: int) -> int:
     async with services.pool.connection() as conn:
         qbo_since = await _cursor(conn, connection_id, "qbo_cdc")
         internal_since = await _cursor(conn, connection_id, "internal_changed")
-        cur = await conn.execute(QUERIES["link_versions"], {"connection_id": connection_id})
+        cur = await conn.execute(
+            QUERIES["link_versions"], {"connection_id": connection_id}
+        )
         links = await cur.fetchall()
     qbo_seen = {(r["entity_type"], r["qbo_id"]): r["qbo_sync_token"] for r in links}
-    internal_seen = {(r["entity_type"], r["internal_id"]): r["internal_version"] for r in links}
+    internal_seen = {
+        (r["entity_type"], r["internal_id"]): r["internal_version"] for r in links
+    }
 
     signals: list[Signal] = []
 
     # QBO: change data capture since the cursor, overlapped, within 30 days.
     earliest = now - dt.timedelta(days=CDC_MAX_DAYS)
-    start = max(earliest, (qbo_since or earliest) - dt.timedelta(seconds=OVERLAP_SECONDS))
+    start = max(
+        earliest, (qbo_since or earliest) - dt.timedelta(seconds=OVERLAP_SECONDS)
+    )
     qbo = await services.qbo_for(connection_id)
     changed, server_time = await qbo.cdc(list(QBO_TYPES), start)
     for name, objects in changed.items():
@@ -109,16 +123,28 @@ async def reconcile_connection(services: Any, connection_id: int) -> int:
     # Internal: the changed-since listing, page by page.
     for resource, entity_type in INTERNAL_TYPES.items():
         cursor: str | None = None
-        since = internal_since - dt.timedelta(seconds=OVERLAP_SECONDS) if internal_since else None
+        since = (
+            internal_since - dt.timedelta(seconds=OVERLAP_SECONDS)
+            if internal_since
+            else None
+        )
         while True:
-            rows, cursor = await services.internal.list_changed(resource, updated_since=since, cursor=cursor)
+            rows, cursor = await services.internal.list_changed(
+                resource, updated_since=since, cursor=cursor
+            )
             for obj in rows:
                 internal_id = str(obj["id"])
                 version = obj.get("version")
                 if internal_seen.get((entity_type, internal_id)) == version:
                     continue
                 signals.append(
-                    _finding("internal", entity_type, internal_id, str(version), connection_id)
+                    _finding(
+                        "internal",
+                        entity_type,
+                        internal_id,
+                        str(version),
+                        connection_id,
+                    )
                 )
             if not cursor:
                 break
@@ -126,11 +152,19 @@ async def reconcile_connection(services: Any, connection_id: int) -> int:
     async with services.pool.connection() as conn:
         await conn.execute(
             QUERIES["set_cursor"],
-            {"connection_id": connection_id, "name": "qbo_cdc", "position": server_time},
+            {
+                "connection_id": connection_id,
+                "name": "qbo_cdc",
+                "position": server_time,
+            },
         )
         await conn.execute(
             QUERIES["set_cursor"],
-            {"connection_id": connection_id, "name": "internal_changed", "position": now},
+            {
+                "connection_id": connection_id,
+                "name": "internal_changed",
+                "position": now,
+            },
         )
     if signals:
         result = await store.record_signals(
@@ -148,7 +182,9 @@ async def reconcile_connection(services: Any, connection_id: int) -> int:
     return 0
 
 
-def _finding(side: str, entity_type: str, entity_id: str, version: str, connection_id: int) -> Signal:
+def _finding(
+    side: str, entity_type: str, entity_id: str, version: str, connection_id: int
+) -> Signal:
     return Signal(
         side=side,
         entity_type=entity_type,
@@ -172,6 +208,8 @@ async def recover_stalled(services: Any, app: procrastinate.App) -> int:
         await app.job_manager.retry_job(job)
         count += 1
         logger.warning(
-            "retrying stalled job %s", job.id, extra={"action": "job_stalled_retry", "job_id": job.id}
+            "retrying stalled job %s",
+            job.id,
+            extra={"action": "job_stalled_retry", "job_id": job.id},
         )
     return count

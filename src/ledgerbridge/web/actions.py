@@ -25,7 +25,9 @@ class Refused(ValueError):
     pass
 
 
-async def replay_event(services: Any, event_id: int, *, origin: str = "replay") -> dict[str, Any]:
+async def replay_event(
+    services: Any, event_id: int, *, origin: str = "replay"
+) -> dict[str, Any]:
     """Enqueue the entity of an event again. Always safe: the job refetches."""
     async with services.pool.connection() as conn:
         cur = await conn.execute(QUERIES["get_event"], {"event_id": event_id})
@@ -45,7 +47,13 @@ async def replay_event(services: Any, event_id: int, *, origin: str = "replay") 
 
 
 async def enqueue_entity(
-    services: Any, *, connection_id: int, side: str, entity_type: str, entity_id: str, origin: str
+    services: Any,
+    *,
+    connection_id: int,
+    side: str,
+    entity_type: str,
+    entity_id: str,
+    origin: str,
 ) -> dict[str, Any]:
     signal = Signal(
         side=side,
@@ -57,8 +65,15 @@ async def enqueue_entity(
         occurred_at=services.clock.now(),
         connection_id=connection_id,
     )
-    result = await store.record_signals(services.pool, services.queue, [signal], origin=origin)
-    return {"enqueued": result.accepted, "side": side, "entity_type": entity_type, "entity_id": entity_id}
+    result = await store.record_signals(
+        services.pool, services.queue, [signal], origin=origin
+    )
+    return {
+        "enqueued": result.accepted,
+        "side": side,
+        "entity_type": entity_type,
+        "entity_id": entity_id,
+    }
 
 
 async def replay_dead_letters(services: Any) -> int:
@@ -95,7 +110,11 @@ async def resolve_conflict(
     async with services.pool.connection() as conn:
         await conn.execute(
             QUERIES["request_resolution"],
-            {"conflict_id": conflict_id, "resolution": Jsonb(choices), "resolved_by": resolved_by},
+            {
+                "conflict_id": conflict_id,
+                "resolution": Jsonb(choices),
+                "resolved_by": resolved_by,
+            },
         )
     return await enqueue_entity(
         services,

@@ -137,6 +137,8 @@ def upgrade() -> None:
     # without parameters goes to the server untouched, so procrastinate's
     # schema (full of "::" casts and "%") is not read as placeholders.
     driver = op.get_bind().connection.driver_connection
+    if driver is None:
+        raise RuntimeError("the migration needs a live psycopg connection")
     driver.execute(SCHEMA)
     # The queue's own schema, at the version of procrastinate pinned in
     # pyproject. Upgrading procrastinate means a new revision applying its

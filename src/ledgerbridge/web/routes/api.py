@@ -23,7 +23,9 @@ async def _all(request: Request, query: str, **params: Any) -> list[dict[str, An
     return rows
 
 
-async def _one(request: Request, query: str, what: str, **params: Any) -> dict[str, Any]:
+async def _one(
+    request: Request, query: str, what: str, **params: Any
+) -> dict[str, Any]:
     rows = await _all(request, query, **params)
     if not rows:
         raise HTTPException(404, f"no such {what}")
@@ -32,10 +34,17 @@ async def _one(request: Request, query: str, what: str, **params: Any) -> dict[s
 
 @router.get("/events")
 async def list_events(
-    request: Request, status: str | None = None, after_id: int | None = None, limit: int = 100
+    request: Request,
+    status: str | None = None,
+    after_id: int | None = None,
+    limit: int = 100,
 ) -> list[dict[str, Any]]:
     return await _all(
-        request, "recent_events", status=status, after_id=after_id, limit=min(limit, 1000)
+        request,
+        "recent_events",
+        status=status,
+        after_id=after_id,
+        limit=min(limit, 1000),
     )
 
 
@@ -53,7 +62,9 @@ async def replay_event(request: Request, event_id: int) -> dict[str, Any]:
 async def list_links(
     request: Request, entity_type: str | None = None, limit: int = 200
 ) -> list[dict[str, Any]]:
-    return await _all(request, "list_links", entity_type=entity_type, limit=min(limit, 1000))
+    return await _all(
+        request, "list_links", entity_type=entity_type, limit=min(limit, 1000)
+    )
 
 
 @router.get("/links/{link_id}")
@@ -96,7 +107,9 @@ async def resolve_conflict(
         raise HTTPException(400, "body needs {'choices': {field: choice}}")
     by = str(payload.get("resolved_by") or "api")
     try:
-        return await actions.resolve_conflict(_services(request), conflict_id, choices, resolved_by=by)
+        return await actions.resolve_conflict(
+            _services(request), conflict_id, choices, resolved_by=by
+        )
     except actions.NotFound as exc:
         raise HTTPException(404, str(exc)) from exc
     except actions.Refused as exc:

@@ -37,7 +37,9 @@ async def _connections(request: Request) -> list[dict[str, Any]]:
 async def overview(request: Request) -> HTMLResponse:
     counts = {r["status"]: r["n"] for r in await _rows(request, "event_counts")}
     context = {
-        "events": await _rows(request, "recent_events", status=None, after_id=None, limit=50),
+        "events": await _rows(
+            request, "recent_events", status=None, after_id=None, limit=50
+        ),
         "links": await _rows(request, "list_links", entity_type="invoice", limit=100),
         "conflicts": await _rows(request, "list_conflicts", status="open", limit=100),
         "dead_letters": await _rows(request, "dead_letters"),
@@ -116,7 +118,9 @@ async def resolve(request: Request, conflict_id: int) -> RedirectResponse:
             resolved_by=str(form.get("resolved_by") or "dashboard"),
         )
     except (actions.NotFound, actions.Refused) as exc:
-        return RedirectResponse(f"/conflicts/{conflict_id}?error={exc}", status_code=303)
+        return RedirectResponse(
+            f"/conflicts/{conflict_id}?error={exc}", status_code=303
+        )
     return RedirectResponse(f"/conflicts/{conflict_id}", status_code=303)
 
 
