@@ -1,4 +1,4 @@
-"""``QboClient`` over real HTTP against a small QBO stand-in served on loopback."""
+"""The QBO connector against a loopback stand-in, for shapes the simulator lacks."""
 
 from __future__ import annotations
 

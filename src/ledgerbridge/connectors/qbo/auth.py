@@ -10,6 +10,7 @@ from typing import Any, LiteralString
 
 import authlib.deprecate
 import httpx
+import psycopg
 from cryptography.fernet import Fernet, InvalidToken
 from psycopg_pool import AsyncConnectionPool
 
@@ -377,6 +378,17 @@ class TokenManager:
         return ConnectionTokenSource(self, connection_id)
 
     async def _refresh(self, connection_id: int, *, rejected: str | None = None) -> str:
+        try:
+            return await self._refresh_locked(connection_id, rejected=rejected)
+        except psycopg.errors.LockNotAvailable as exc:
+            # Another worker has held the row past lock_timeout: its token
+            # call is hanging. Try again later rather than pile up behind it.
+            raise errors.QboTransientError(
+                f"QBO connection {connection_id}: token refresh busy elsewhere",
+                connection_id=connection_id,
+            ) from exc
+
+    async def _refresh_locked(self, connection_id: int, *, rejected: str | None) -> str:
         failure: InvalidGrant | None = None
         async with self._pool.connection() as conn, conn.transaction():
             # Critical section: whoever holds this row lock is the only
