@@ -27,6 +27,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", authlib.deprecate.AuthlibDeprecationWarning)
     from authlib.integrations.base_client import OAuthError
     from authlib.integrations.httpx_client import AsyncOAuth2Client
+    from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 
 logger = logging.getLogger(LOGGER_NAME)
 
@@ -125,9 +126,17 @@ class QboOAuth:
 
     def authorization_url(self, state: str) -> str:
         """Where to send the user to connect a company; ``state`` is checked later."""
-        client = self._client()
-        url, _ = client.create_authorization_url(self._authorize_url, state=state)
-        return str(url)
+        # Only a URL to build: no HTTP client needed (and none left unclosed).
+        return str(
+            prepare_grant_uri(
+                self._authorize_url,
+                client_id=self._client_id,
+                response_type="code",
+                redirect_uri=self._redirect_uri,
+                scope=self._scope,
+                state=state,
+            )
+        )
 
     async def exchange_code(self, code: str) -> TokenSet:
         """Trade the callback's ``code`` for the first token pair."""
