@@ -130,8 +130,7 @@ async def run_stack(
         qbo_authorize_url=f"{qbo_url}/connect",
         qbo_revoke_url=f"{qbo_url}/oauth2/v1/tokens/revoke",
         internal_base_url=internal_url,
-        http_timeout_seconds=5.0,
-        **settings_overrides,
+        **{"http_timeout_seconds": 5.0, **settings_overrides},
     )
     qbo_app = qbo_sim.create_app(
         qbo_sim.SimConfig(

@@ -5,10 +5,15 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
+import httpx
+import pytest
+
 from ledgerbridge.db.queries import QUERIES
 from ledgerbridge.reconciler import reconciler
-from ledgerbridge.sync import mapping, sides
+from ledgerbridge.sync import engine, mapping, sides
+from ledgerbridge.web import actions
 from support import factories
+from support.stack import run_stack
 
 
 def _writes(requests, *, exclude_reads=True):
@@ -389,4 +394,312 @@ async def test_flow_07_dropped_webhook_caught_by_reconciler(stack):
     assert internal["due_date"] == "2027-02-01"
     origins = {e["origin"] for e in await stack.events() if e["status"] == "applied"}
     assert "reconciler" in origins
+    await assert_ledgers_agree(stack)
+
+
+@pytest.fixture
+async def impatient_stack(db_url, tmp_path):
+    """The stack with a client that gives up on QBO after half a second."""
+    async with run_stack(db_url, tmp_path, http_timeout_seconds=0.5) as running:
+        yield running
+
+
+async def test_flow_08_qbo_create_timeout_after_commit_is_adopted(impatient_stack):
+    stack = impatient_stack
+    # Customers and items go through first, so the fault meets the invoice.
+    customer = await factories.internal_customer(stack)
+    item = await factories.internal_item(stack)
+    await stack.settle()
+    fault = await stack.qbo_control.post(
+        "/_sim/faults",
+        json={
+            "kind": "timeout_after_commit",
+            "method": "POST",
+            "path_regex": r"/invoice$",
+            "operation": "create",
+            "hold_seconds": 3,
+        },
+    )
+    fault.raise_for_status()
+    await _hold(stack, "qbo")
+    invoice = await factories.internal_invoice(
+        stack, number="INV-7008", customer=customer, item=item
+    )
+
+    await stack.settle()
+
+    # QBO has the invoice, but the job could not know it: it failed for retry.
+    assert len(await stack.qbo_invoice_by_number("INV-7008")) == 1
+    events = await _entity_events(stack, "internal", invoice["id"])
+    assert events[-1]["status"] == "failed", events
+    assert "Timeout" in events[-1]["detail"] or "timed out" in events[-1]["detail"]
+    assert await _link(stack, internal_id=invoice["id"]) is None
+
+    # The retry (run now rather than after the backoff) finds it by number.
+    outcome = await engine.sync_entity(
+        stack.services,
+        connection_id=stack.connection_id,
+        side="internal",
+        entity_type="invoice",
+        entity_id=invoice["id"],
+    )
+    await _hold(stack, "qbo", hold=False)
+    await _release(stack, "qbo")
+    await stack.settle()
+
+    assert outcome.status in ("noop", "applied"), outcome
+    found = await stack.qbo_invoice_by_number("INV-7008")
+    assert len(found) == 1, found
+    link = await _link(stack, internal_id=invoice["id"])
+    assert link["qbo_id"] == found[0]["Id"] and link["state"] == "active"
+    creates = [
+        r
+        for r in await stack.qbo_requests()
+        if r["operation"] == "create" and r["path"].endswith("/invoice")
+    ]
+    assert len(creates) == 1, creates
+    await assert_ledgers_agree(stack)
+
+
+async def _open_conflict(stack, link_id):
+    rows = await _rows(
+        stack,
+        "SELECT * FROM conflicts WHERE link_id = %(l)s AND status = 'open'",
+        {"l": link_id},
+    )
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+async def test_flow_09_same_field_conflict_held_then_resolved(stack):
+    invoice, qbo_id = await _linked_invoice(stack, "INV-7009")
+    await factories.internal_patch(stack, invoice["id"], {"memo": "internal says"})
+    await factories.qbo_sparse_update(
+        stack, qbo_id, {"CustomerMemo": {"value": "qbo says"}}
+    )
+    marks = await _marks(stack)
+
+    await stack.settle()
+
+    link = await _link(stack, internal_id=invoice["id"])
+    assert link["state"] == "held"
+    listed = (await _lb_get(stack, "/api/conflicts")).json()
+    assert len(listed) == 1
+    (field,) = listed[0]["fields"]
+    assert field["field"] == "memo"
+    assert field["internal"] == "internal says" and field["qbo"] == "qbo says"
+    assert field["base"] == "Thank you for your business"
+    assert await _writes_since(stack, marks) == ([], [])
+
+    # While held, more edits on both sides are recorded, and nothing is written.
+    await factories.internal_patch(stack, invoice["id"], {"due_date": "2027-03-01"})
+    await factories.qbo_sparse_update(
+        stack, qbo_id, {"CustomerMemo": {"value": "qbo says again"}}
+    )
+    marks = await _marks(stack)
+    await stack.settle()
+
+    assert await _writes_since(stack, marks) == ([], [])
+    conflict = await _open_conflict(stack, link["id"])
+    assert conflict["events_held"] >= 2
+    assert conflict["fields"][0]["qbo"] == "qbo says again"
+    held = [
+        e["status"] for e in await _entity_events(stack, "internal", invoice["id"])
+    ][-1:] + [e["status"] for e in await _entity_events(stack, "qbo", qbo_id)][-1:]
+    assert held == ["held", "held"]
+
+    # A person takes QBO's memo; the internal-only due date edit survives.
+    await actions.resolve_conflict(
+        stack.services, conflict["id"], {"memo": "qbo"}, resolved_by="ana"
+    )
+    await stack.settle()
+
+    internal = await _internal_get(stack, invoice["id"])
+    qbo = await _qbo_get(stack, qbo_id)
+    assert internal["memo"] == qbo["CustomerMemo"]["value"] == "qbo says again"
+    assert internal["due_date"] == qbo["DueDate"] == "2027-03-01"
+    assert (await _link(stack, internal_id=invoice["id"]))["state"] == "active"
+    closed = await _rows(
+        stack, "SELECT * FROM conflicts WHERE id = %(c)s", {"c": conflict["id"]}
+    )
+    assert closed[0]["status"] == "resolved" and closed[0]["resolved_by"] == "ana"
+
+    # Again, resolved through the HTTP API with a typed value this time.
+    await factories.internal_patch(stack, invoice["id"], {"memo": "mine"})
+    await factories.qbo_sparse_update(
+        stack, qbo_id, {"CustomerMemo": {"value": "no, mine"}}
+    )
+    await stack.settle()
+    conflict = await _open_conflict(stack, link["id"])
+    resp = await _lb_post(
+        stack,
+        f"/api/conflicts/{conflict['id']}/resolve",
+        {"choices": {"memo": {"value": "ours"}}, "resolved_by": "ben"},
+    )
+    assert resp.status_code == 200, resp.text
+    await stack.settle()
+
+    assert (await _internal_get(stack, invoice["id"]))["memo"] == "ours"
+    assert (await _qbo_get(stack, qbo_id))["CustomerMemo"]["value"] == "ours"
+    assert (await _lb_get(stack, "/api/conflicts")).json() == []
+    await assert_ledgers_agree(stack)
+
+
+async def _lb_get(stack, path):
+    async with httpx.AsyncClient(base_url=stack.lb_url) as client:
+        return await client.get(path)
+
+
+async def _lb_post(stack, path, body):
+    async with httpx.AsyncClient(base_url=stack.lb_url) as client:
+        return await client.post(path, json=body)
+
+
+async def test_flow_10_different_fields_merge_without_conflict(stack):
+    invoice, qbo_id = await _linked_invoice(stack, "INV-7010")
+    await factories.internal_patch(stack, invoice["id"], {"memo": "edited inside"})
+    await factories.qbo_sparse_update(stack, qbo_id, {"DueDate": "2027-01-31"})
+
+    await stack.settle()
+
+    internal = await _internal_get(stack, invoice["id"])
+    qbo = await _qbo_get(stack, qbo_id)
+    assert internal["memo"] == qbo["CustomerMemo"]["value"] == "edited inside"
+    assert internal["due_date"] == qbo["DueDate"] == "2027-01-31"
+    assert (await _rows(stack, "SELECT id FROM conflicts")) == []
+    assert (await _link(stack, internal_id=invoice["id"]))["state"] == "active"
+    await assert_ledgers_agree(stack)
+
+
+async def test_flow_11_void_in_qbo_voids_internally(stack):
+    invoice, qbo_id = await _linked_invoice(stack, "INV-7011")
+
+    await _qbo_void(stack, qbo_id)
+    await stack.settle()
+
+    assert (await _internal_get(stack, invoice["id"]))["status"] == "void"
+    assert mapping.is_qbo_void(await _qbo_get(stack, qbo_id))
+    assert (await _rows(stack, "SELECT id FROM conflicts")) == []
+    await assert_ledgers_agree(stack)
+
+
+async def test_flow_12_internal_delete_follows_the_payment_policy(stack):
+    unpaid, unpaid_qbo_id = await _linked_invoice(stack, "INV-7012")
+    paid, paid_qbo_id = await _linked_invoice(stack, "INV-7112")
+    marks = await _marks(stack)
+    payment = await stack.qbo_control.post(
+        f"/_sim/realms/{stack.realm_id}/payments",
+        json={"invoice_id": paid_qbo_id, "amount": "100.00"},
+    )
+    payment.raise_for_status()
+    await stack.settle()
+    # A payment touches only QBO-owned fields: nothing to write, no conflict.
+    qbo_writes, internal_writes = await _writes_since(stack, marks)
+    assert internal_writes == [], internal_writes
+    assert qbo_writes == [], qbo_writes
+    assert (await _rows(stack, "SELECT id FROM conflicts")) == []
+
+    for invoice in (unpaid, paid):
+        resp = await stack.internal.delete(f"/api/invoices/{invoice['id']}")
+        resp.raise_for_status()
+    await stack.settle()
+
+    # No money received: QBO deletes it. Money received: QBO keeps and voids it.
+    assert await _qbo_get(stack, unpaid_qbo_id) is None
+    voided = await _qbo_get(stack, paid_qbo_id)
+    assert voided is not None and mapping.is_qbo_void(voided)
+    for invoice in (unpaid, paid):
+        assert (await _link(stack, internal_id=invoice["id"]))["state"] == "deleted"
+    await assert_ledgers_agree(stack)
+
+
+class _EditFirst:
+    """A QBO client whose next update lets a person edit the invoice first.
+
+    The servers are real; only the timing is arranged: the person's edit lands
+    between the engine's read and its write.
+    """
+
+    def __init__(self, inner, edit):
+        self._inner = inner
+        self._edit = edit
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    async def update(self, entity, body, *, request_id):
+        if self._edit is not None:
+            edit, self._edit = self._edit, None
+            await edit()
+        return await self._inner.update(entity, body, request_id=request_id)
+
+
+class _ServicesWith:
+    def __init__(self, inner, wrap):
+        self._inner = inner
+        self._wrap = wrap
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    async def qbo_for(self, connection_id):
+        return self._wrap(await self._inner.qbo_for(connection_id))
+
+
+async def test_flow_13_qbo_edit_between_read_and_write_is_not_lost(stack):
+    invoice, qbo_id = await _linked_invoice(stack, "INV-7013")
+    await _hold(stack, "internal")
+    await factories.internal_patch(stack, invoice["id"], {"memo": "our edit"})
+    seq = _seq(await stack.qbo_requests())
+
+    async def person_edits_qbo():
+        await factories.qbo_sparse_update(stack, qbo_id, {"DueDate": "2027-04-30"})
+
+    services = _ServicesWith(
+        stack.services, lambda qbo: _EditFirst(qbo, person_edits_qbo)
+    )
+    outcome = await engine.sync_entity(
+        services,
+        connection_id=stack.connection_id,
+        side="internal",
+        entity_type="invoice",
+        entity_id=invoice["id"],
+    )
+    await _hold(stack, "internal", hold=False)
+    await _release(stack, "internal")
+    await stack.settle()
+
+    assert outcome.status == "applied", outcome
+    stale = [r for r in await stack.qbo_requests(seq) if r["status"] == 400]
+    assert len(stale) == 1, stale  # our first write met 5010
+    internal = await _internal_get(stack, invoice["id"])
+    qbo = await _qbo_get(stack, qbo_id)
+    assert internal["memo"] == qbo["CustomerMemo"]["value"] == "our edit"
+    assert internal["due_date"] == qbo["DueDate"] == "2027-04-30"
+    await assert_ledgers_agree(stack)
+
+
+async def test_flow_14_mapping_failure_dead_letter_fixed_and_replayed(stack):
+    long_number = "INV-" + "9" * 20  # QBO's DocNumber holds 21 characters
+    invoice = await factories.internal_invoice(stack, number=long_number)
+
+    await stack.settle()
+
+    dead = (await _lb_get(stack, "/api/dead-letters")).json()
+    assert [(d["side"], d["entity_id"]) for d in dead] == [("internal", invoice["id"])]
+    assert "MappingError" in dead[0]["detail"] and "doc_number" in dead[0]["detail"]
+    assert await stack.qbo_invoice_by_number(long_number) == []
+
+    # The cause is fixed quietly (its webhook is lost), then replayed.
+    await _hold(stack, "internal")
+    await factories.internal_patch(stack, invoice["id"], {"number": "INV-7014"})
+    await _drop(stack, "internal")
+    await _hold(stack, "internal", hold=False)
+    await actions.replay_event(stack.services, dead[0]["id"])
+    await stack.settle()
+
+    found = await stack.qbo_invoice_by_number("INV-7014")
+    assert len(found) == 1
+    assert (await _link(stack, internal_id=invoice["id"]))["qbo_id"] == found[0]["Id"]
+    assert (await _lb_get(stack, "/api/dead-letters")).json() == []
     await assert_ledgers_agree(stack)
