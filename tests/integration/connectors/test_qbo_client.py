@@ -266,6 +266,24 @@ async def test_qbo_sim_throttle_json_and_xml(qbo, control):
     assert info.value.code == "3001"
 
 
+async def test_qbo_sim_create_that_timed_out_after_landing_is_replayed(
+    manager, connection_id, sim_url, control
+):
+    await add_fault(control, kind="timeout_after_commit", hold_seconds=5)
+    async with httpx.AsyncClient() as http:
+        client = await client_for_connection(
+            http, manager, connection_id, base_url=sim_url, timeout=0.2
+        )
+        with pytest.raises(errors.QboTransientError, match="timed out"):
+            await client.create("Invoice", invoice_body("LB-9"), request_id="once")
+        # The worker retries with the same requestid: QBO replays, not repeats.
+        replayed = await client.create(
+            "Invoice", invoice_body("LB-9"), request_id="once"
+        )
+        assert replayed["DocNumber"] == "LB-9"
+        assert len(await client.find_by("Invoice", "DocNumber", "LB-9")) == 1
+
+
 async def test_qbo_sim_server_error_is_transient(qbo, control):
     await add_fault(control, kind="status", status=503)
     with pytest.raises(errors.QboTransientError) as info:

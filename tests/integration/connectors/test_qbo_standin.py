@@ -451,6 +451,19 @@ async def test_qbo_client_cdc_returns_deleted_and_server_time(qbo):
     assert cursor == dt.datetime(2026, 12, 4, 16, 0, 0, 123000, tzinfo=dt.UTC)
 
 
+async def test_qbo_client_cdc_warns_when_answer_hits_the_cap(qbo, caplog):
+    client, state, _ = qbo
+    caplog.set_level(logging.WARNING, logger="ledgerbridge.connectors.qbo")
+    for n in range(1000):
+        state.invoices[str(n + 1)] = {"Id": str(n + 1)}
+    since = dt.datetime(2026, 12, 4, 12, 0, tzinfo=dt.UTC)
+    changes, _ = await client.cdc(["Invoice"], since)
+    assert len(changes["Invoice"]) == 1000
+    [record] = caplog.records
+    assert record.action == "cdc_truncated"
+    assert record.realm_id == REALM
+
+
 async def test_qbo_client_batch_returns_item_faults_in_place(qbo):
     client, _, _ = qbo
     results = await client.batch(

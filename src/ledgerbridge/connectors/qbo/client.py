@@ -31,6 +31,8 @@ DEFAULT_MINORVERSION = 75
 DEFAULT_TIMEOUT_SECONDS = 30.0
 # Intuit's batch page says 10 payloads, its limits page 30; stay with the safe one.
 BATCH_MAX_ITEMS = 10
+# QBO returns at most this many objects from one CDC call, across all entities.
+CDC_MAX_OBJECTS = 1000
 
 
 class TokenSource(Protocol):
@@ -371,6 +373,14 @@ def _parse_cdc(
         time = models.parse_qbo_time(body["time"])
     except ValueError as exc:
         raise _malformed(realm_id, "cdc", "unreadable time") from exc
+    total = sum(len(rows) for rows in changes.values())
+    if total >= CDC_MAX_OBJECTS:
+        # QBO silently caps a CDC answer; the caller must poll a shorter window.
+        logger.warning(
+            "qbo cdc answered %s objects, the most it sends; poll shorter windows",
+            total,
+            extra={"action": "cdc_truncated", "realm_id": realm_id, "intuit_tid": None},
+        )
     return models.CdcResult(changes=changes, time=time)
 
 
