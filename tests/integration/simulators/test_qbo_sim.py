@@ -314,6 +314,21 @@ def test_duplicate_docnumber_depends_on_realm_setting(
     assert bypassed.status_code == 200
 
 
+def test_docnumber_assigned_when_custom_numbers_are_off(
+    qbo: Qbo, http: httpx.Client
+) -> None:
+    kept = qbo.invoice()
+    http.post(f"/_sim/realms/{REALM}/settings", json={"custom_txn_numbers": False})
+
+    first = qbo.invoice()
+    second = qbo.invoice()
+
+    assert "DocNumber" not in kept
+    assert (first["DocNumber"], second["DocNumber"]) == ("1001", "1002")
+    prefs = loads(qbo.get("preferences"))["Preferences"]
+    assert prefs["SalesFormsPrefs"]["CustomTxnNumbers"] is False
+
+
 def test_docnumber_longer_than_21_is_2050(qbo: Qbo) -> None:
     response = qbo.post("invoice", invoice_body(DocNumber="X" * 22))
 
@@ -649,6 +664,23 @@ def test_cdc_returns_changes_and_deletions_since(qbo: Qbo, http: httpx.Client) -
     assert answer[1] == {}
 
 
+def test_cdc_answers_at_most_1000_objects(qbo: Qbo) -> None:
+    for batch_number in range(34):
+        items = [
+            {"bId": str(n), "operation": "create", "Invoice": invoice_body()}
+            for n in range(30)
+        ]
+        response = qbo.post("batch", {"BatchItemRequest": items})
+        assert "Fault" not in response.text, batch_number
+
+    answer = loads(qbo.get("cdc", entities="Invoice", changedSince="2026-12-04"))
+
+    invoices = answer["CDCResponse"][0]["QueryResponse"][0]["Invoice"]
+    assert len(invoices) == 1000
+    count = loads(qbo.query("select count(*) from Invoice"))["QueryResponse"]
+    assert count["totalCount"] == 1020
+
+
 def test_cdc_rejects_changed_since_older_than_30_days(qbo: Qbo) -> None:
     response = qbo.get("cdc", entities="Invoice", changedSince="2026-10-01")
 
@@ -957,6 +989,42 @@ def test_webhook_drop_and_merge_event(qbo: Qbo, http: httpx.Client) -> None:
     dropped = http.post("/_sim/webhooks/drop", json={"ids": [pending[0]["id"]]}).json()
 
     assert dropped == {"dropped": [pending[0]["id"]]}
+    assert http.get("/_sim/webhooks/pending").json() == []
+
+
+def test_send_marks_emailed_and_announces_it(qbo: Qbo, http: httpx.Client) -> None:
+    http.post("/_sim/webhooks/config", json={"hold": True})
+    invoice = qbo.invoice()
+    no_address = qbo.http.post(
+        qbo.url(f"invoice/{invoice['Id']}/send"), headers=qbo.headers
+    )
+
+    sent = qbo.http.post(
+        qbo.url(f"invoice/{invoice['Id']}/send"),
+        params={"sendTo": "amy@example.com"},
+        headers={**qbo.headers, "Content-Type": "application/octet-stream"},
+    )
+
+    assert error_of(no_address)["code"] == "6000"
+    emailed = loads(sent)["Invoice"]
+    assert emailed["EmailStatus"] == "EmailSent" and emailed["SyncToken"] == "1"
+    http.post("/_sim/webhooks/flush")
+    [delivery] = http.get("/_sim/webhooks/pending").json()
+    events = json.loads(delivery["body"])["eventNotifications"][0]["dataChangeEvent"]
+    assert [e["operation"] for e in events["entities"]] == ["Create", "Emailed"]
+
+
+def test_no_webhooks_without_a_live_connection(qbo: Qbo, http: httpx.Client) -> None:
+    http.post("/_sim/webhooks/config", json={"hold": True})
+    http.post(
+        "/oauth2/v1/tokens/revoke",
+        data={"token": qbo.tokens["access_token"]},
+        headers={"Authorization": f"Basic {BASIC}"},
+    )
+
+    http.post(f"/_sim/realms/{REALM}/customers/3/merge", json={"into": "4"})
+    http.post("/_sim/webhooks/flush")
+
     assert http.get("/_sim/webhooks/pending").json() == []
 
 

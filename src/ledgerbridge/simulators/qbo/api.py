@@ -20,7 +20,7 @@ RESOURCES = {
     "payment": "Payment",
     "account": "Account",
 }
-WRITE_OPERATIONS = frozenset({"create", "update", "void", "delete", "batch"})
+WRITE_OPERATIONS = frozenset({"create", "update", "void", "delete", "batch", "send"})
 DISCONNECT_POLL_SECONDS = 0.05
 
 
@@ -94,6 +94,9 @@ class ApiCall:
                     body = None
                 has_id = isinstance(body, dict) and body.get("Id") not in (None, "")
                 self.operation = "update" if has_id else "create"
+        elif segs[:1] == ["invoice"] and segs[2:] == ["send"] and self.method == "POST":
+            self.entity = "Invoice"
+            self.operation = "send"
         elif len(segs) == 2 and segs[0] in RESOURCES and self.method == "GET":
             self.entity = RESOURCES[segs[0]]
             self.operation = "read"
@@ -244,6 +247,9 @@ class ApiCall:
             return {"CompanyInfo": self._company_info(), "time": time}
         if self.entity is None:
             raise faults.unsupported("Unknown resource")
+        if op == "send":
+            invoice = company.send_invoice(self.segments[1], self.params.get("sendTo"))
+            return {"Invoice": invoice, "time": time}
         if op == "read":
             return {
                 self.entity: company.read(self.entity, self.segments[1]),

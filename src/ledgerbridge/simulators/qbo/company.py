@@ -713,6 +713,24 @@ class Company:
             self._emit("Invoice", invoice_id, "Update", moment)
         return payment
 
+    def send_invoice(self, invoice_id: str, send_to: str | None) -> dict[str, Any]:
+        """E-mail an invoice: EmailStatus becomes EmailSent, webhook ``Emailed``."""
+        existing = self._existing("Invoice", invoice_id)
+        address = send_to or (existing.get("BillEmail") or {}).get("Address")
+        if not address:
+            raise faults.business("An email address is required to send this invoice.")
+        _check_length(address, "BillEmail", 100)
+        moment, stamp = self._now()
+        obj = deep_copy(existing)
+        if send_to:
+            obj["BillEmail"] = {"Address": send_to}
+        obj["EmailStatus"] = "EmailSent"
+        obj["DeliveryInfo"] = {"DeliveryType": "Email", "DeliveryTime": stamp}
+        self._bump(obj, stamp)
+        self.realm.table("Invoice")[obj["Id"]] = obj
+        self._emit("Invoice", obj["Id"], "Emailed", moment)
+        return self.render("Invoice", obj)
+
     def merge_customer(self, source_id: str, target_id: str) -> dict[str, Any]:
         """Merge ``source`` into ``target`` as QBO's UI does."""
         source = self._existing("Customer", source_id)

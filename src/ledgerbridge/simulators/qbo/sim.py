@@ -178,7 +178,15 @@ class Simulator:
         return Company(self.realms[realm_id], self.clock, self.on_change, hidden=hidden)
 
     def on_change(self, change: Change) -> None:
-        self.dispatcher.record(change)
+        # QBO only notifies about companies with a live OAuth connection.
+        if self.connected(change.realm_id):
+            self.dispatcher.record(change)
+
+    def connected(self, realm_id: str) -> bool:
+        return any(
+            grant.get("realm_id") == realm_id and not grant.get("revoked", True)
+            for grant in self.oauth.grants.values()
+        )
 
     # -- request log ----------------------------------------------------------
 
