@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -74,3 +75,12 @@ async def pool(db_url: str) -> AsyncIterator[AsyncConnectionPool]:
     await p.open(wait=True)
     yield p
     await p.close()
+
+
+@pytest.fixture
+async def stack(db_url: str, tmp_path: Path) -> AsyncIterator[Any]:
+    """Both simulators, LedgerBridge and a worker on loopback (see support.stack)."""
+    from support.stack import run_stack
+
+    async with run_stack(db_url, tmp_path) as running:
+        yield running

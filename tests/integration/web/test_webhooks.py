@@ -15,13 +15,17 @@ def _internal_body(event_id, entity_id, *, version=None):
     data = {"id": entity_id}
     if version is not None:
         data["version"] = version
-    return json.dumps({"id": event_id, "type": "invoice.updated", "data": data}).encode()
+    return json.dumps(
+        {"id": event_id, "type": "invoice.updated", "data": data}
+    ).encode()
 
 
 async def _post_internal(stack, body, *, secret=None, ts=None):
     settings = stack.services.settings
     ts = ts if ts is not None else int(stack.services.clock.now().timestamp())
-    header = signature.sign_internal(secret or settings.internal_webhook_secret, ts, body)
+    header = signature.sign_internal(
+        secret or settings.internal_webhook_secret, ts, body
+    )
     async with httpx.AsyncClient(base_url=stack.lb_url) as http:
         return await http.post(
             "/webhooks/internal",
@@ -95,7 +99,10 @@ async def test_webhook_qbo_cloudevents_content_type_is_accepted(stack):
         resp = await http.post(
             "/webhooks/qbo",
             content=body,
-            headers={"intuit-signature": header, "Content-Type": "application/cloudevents+json"},
+            headers={
+                "intuit-signature": header,
+                "Content-Type": "application/cloudevents+json",
+            },
         )
     assert resp.status_code == 200
     assert resp.json()["accepted"] == 1
@@ -132,11 +139,19 @@ async def test_webhook_pending_signals_for_one_entity_coalesce_into_one_job(stac
 
     jobs = (await _jobs(stack))[before:]
     assert len(jobs) == 1
-    statuses = [e["status"] for e in await stack.events() if e["dedupe_key"].startswith("internal:evt_c")]
+    statuses = [
+        e["status"]
+        for e in await stack.events()
+        if e["dedupe_key"].startswith("internal:evt_c")
+    ]
     assert statuses == ["enqueued", "coalesced", "coalesced"]
 
     await stack.settle()
-    outcomes = {e["status"] for e in await stack.events() if e["dedupe_key"].startswith("internal:evt_c")}
+    outcomes = {
+        e["status"]
+        for e in await stack.events()
+        if e["dedupe_key"].startswith("internal:evt_c")
+    }
     assert outcomes <= {"applied", "echo", "noop"}, outcomes
 
 

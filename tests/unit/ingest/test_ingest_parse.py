@@ -12,15 +12,34 @@ from ledgerbridge.ingest import parse
 
 def _legacy(*entities, realm="310687"):
     return json.dumps(
-        {"eventNotifications": [{"realmId": realm, "dataChangeEvent": {"entities": list(entities)}}]}
+        {
+            "eventNotifications": [
+                {"realmId": realm, "dataChangeEvent": {"entities": list(entities)}}
+            ]
+        }
     ).encode()
 
 
 def test_parse_qbo_legacy_batch_keeps_each_entity():
     body = _legacy(
-        {"name": "Invoice", "id": "12", "operation": "Update", "lastUpdated": "2026-12-04T15:04:05.123Z"},
-        {"name": "Customer", "id": "3", "operation": "Create", "lastUpdated": "2026-12-04T15:04:06Z"},
-        {"name": "Payment", "id": "9", "operation": "Create", "lastUpdated": "2026-12-04T15:04:07Z"},
+        {
+            "name": "Invoice",
+            "id": "12",
+            "operation": "Update",
+            "lastUpdated": "2026-12-04T15:04:05.123Z",
+        },
+        {
+            "name": "Customer",
+            "id": "3",
+            "operation": "Create",
+            "lastUpdated": "2026-12-04T15:04:06Z",
+        },
+        {
+            "name": "Payment",
+            "id": "9",
+            "operation": "Create",
+            "lastUpdated": "2026-12-04T15:04:07Z",
+        },
     )
     signals, skipped = parse.parse_qbo(body)
     assert [(s.entity_type, s.entity_id, s.operation) for s in signals] == [
@@ -33,10 +52,17 @@ def test_parse_qbo_legacy_batch_keeps_each_entity():
 
 
 def test_parse_qbo_legacy_same_change_twice_has_the_same_dedupe_key():
-    entity = {"name": "Invoice", "id": "12", "operation": "Update", "lastUpdated": "2026-12-04T15:04:05Z"}
+    entity = {
+        "name": "Invoice",
+        "id": "12",
+        "operation": "Update",
+        "lastUpdated": "2026-12-04T15:04:05Z",
+    }
     first, _ = parse.parse_qbo(_legacy(entity))
     again, _ = parse.parse_qbo(_legacy(entity))
-    later, _ = parse.parse_qbo(_legacy({**entity, "lastUpdated": "2026-12-04T15:05:00Z"}))
+    later, _ = parse.parse_qbo(
+        _legacy({**entity, "lastUpdated": "2026-12-04T15:05:00Z"})
+    )
     assert first[0].dedupe_key == again[0].dedupe_key
     assert first[0].dedupe_key != later[0].dedupe_key
 
@@ -88,8 +114,14 @@ def test_parse_qbo_refuses_malformed_bodies(body):
 
 
 def test_parse_internal_half_payload_still_names_the_entity():
-    signal = parse.parse_internal(b'{"id": "evt_9", "type": "invoice.updated", "data": {"id": "inv_1"}}')
-    assert (signal.side, signal.entity_type, signal.entity_id) == ("internal", "invoice", "inv_1")
+    signal = parse.parse_internal(
+        b'{"id": "evt_9", "type": "invoice.updated", "data": {"id": "inv_1"}}'
+    )
+    assert (signal.side, signal.entity_type, signal.entity_id) == (
+        "internal",
+        "invoice",
+        "inv_1",
+    )
     assert signal.occurred_at is None
     assert signal.dedupe_key == "internal:evt_9"
 

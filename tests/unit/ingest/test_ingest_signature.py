@@ -56,7 +56,9 @@ def test_internal_signature_refuses_a_stale_delivery():
 def test_internal_signature_accepts_any_of_several_v1_values():
     good = signature.sign_internal("new", 1_700_000_000, BODY).split("v1=")[1]
     header = f"t=1700000000,v1={'f' * 64},v1={good}"
-    signature.verify_internal("new", header, BODY, now=1_700_000_000, tolerance_seconds=5)
+    signature.verify_internal(
+        "new", header, BODY, now=1_700_000_000, tolerance_seconds=5
+    )
 
 
 def test_qbo_signature_round_trip_and_refusals():

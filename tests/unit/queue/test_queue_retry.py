@@ -19,7 +19,10 @@ def test_retry_transient_errors_back_off_with_jitter_until_the_cap():
     for attempt, delay in enumerate(delays):
         ceiling = min(retry.MAX_DELAY_SECONDS, retry.BASE_DELAY_SECONDS * 2**attempt)
         assert ceiling / 2 <= delay <= ceiling
-    assert retry.retry_delay(errors.TransientError("x"), retry.MAX_ATTEMPTS - 1, rng) is None
+    assert (
+        retry.retry_delay(errors.TransientError("x"), retry.MAX_ATTEMPTS - 1, rng)
+        is None
+    )
 
 
 def test_retry_honours_retry_after():
@@ -29,7 +32,9 @@ def test_retry_honours_retry_after():
 
 def test_retry_waits_for_a_reconnect_forever():
     exc = errors.ConnectionWaiting("reconnect")
-    assert retry.retry_delay(exc, 500, random.Random(1)) == retry.CONNECTION_WAIT_SECONDS
+    assert (
+        retry.retry_delay(exc, 500, random.Random(1)) == retry.CONNECTION_WAIT_SECONDS
+    )
 
 
 def test_retry_unexpected_exceptions_are_retried_like_transient_ones():
