@@ -118,6 +118,8 @@ async def record_signals(
                 },
             )
             row = await cur.fetchone()
+            if row is not None and connection_id is not None:
+                await _maybe_repoint_merged(conn, connection_id, signal)
             if row is None:
                 result.duplicates += 1
             elif connection_id is None:
@@ -128,6 +130,33 @@ async def record_signals(
         await enqueue_event(pool, queue, event_id, connection_id, signal)
         result.accepted += 1
     return result
+
+
+async def _maybe_repoint_merged(conn: Any, connection_id: int, signal: Signal) -> None:
+    """After a QBO customer merge, let the survivor inherit the merged link.
+
+    Only the webhook names the customer that was merged away (``deletedId``);
+    a refetch shows it merely inactive. Repointing here, in the transaction
+    that records the event, happens before any job for the merged customer's
+    invoices runs, so they map to the same internal customer as before and
+    nothing is rewritten. When the survivor already has a link of its own the
+    merged link is left as it is: its invoices follow the survivor on their
+    next sync, and the internal customer keeps a link to an inactive QBO
+    customer, which new invoices report as a dead letter.
+    """
+    if signal.side != "qbo" or signal.entity_type != "customer":
+        return
+    if not signal.merged_from or signal.merged_from == signal.entity_id:
+        return
+    await conn.execute(
+        QUERIES["repoint_merged_qbo_id"],
+        {
+            "connection_id": connection_id,
+            "entity_type": signal.entity_type,
+            "old_qbo_id": signal.merged_from,
+            "new_qbo_id": signal.entity_id,
+        },
+    )
 
 
 async def enqueue_event(

@@ -85,6 +85,32 @@ def _merge(base: Any, internal: Any, qbo: Any) -> merge.MergeResult[Any]:
     )
 
 
+# Fault elements that name a customer or item reference rather than the
+# record itself: a 610 on one of them means the reference is inactive or gone.
+REFERENCE_ELEMENTS = frozenset(
+    {"CustomerRef", "ItemRef", "Line.SalesItemLineDetail.ItemRef"}
+)
+
+
+def _refused_reference(
+    exc: errors.QboError, entity: model.Entity, refs: sides.RefMaps
+) -> errors.PermanentError:
+    """Say which reference QBO refused and what a person can do about it."""
+    what = "a customer or item it names"
+    if isinstance(entity, model.Invoice):
+        if exc.element == "CustomerRef" or exc.element is None:
+            qbo_id = refs.customers_i2q.get(entity.customer_key, "?")
+            what = f"its customer {entity.customer_key} (QBO customer {qbo_id})"
+        else:
+            items = ", ".join(sorted({line.item_key for line in entity.lines}))
+            what = f"one of its items ({items})"
+    return errors.PermanentError(
+        f"QBO refused {sides.type_of(entity)} {sides.natural_key(entity)!r}: {what} "
+        f"is inactive or deleted in QBO ({exc}). Make it active again in QBO, or "
+        "point the record at an active one, then replay this dead letter"
+    )
+
+
 def idempotency_key(
     connection_id: int, entity_type: str, side: str, source_id: str
 ) -> str:
@@ -412,7 +438,7 @@ class _Job:
         self, conn: Any, link: dict[str, Any], side: str, entity_id: str
     ) -> dict[str, Any]:
         await conn.execute(
-            f"UPDATE links SET {side}_id = %(entity_id)s, updated_at = now() WHERE id = %(link_id)s",  # noqa: S608 - side is "internal" or "qbo"
+            f"UPDATE links SET {side}_id = %(entity_id)s, updated_at = now() WHERE id = %(link_id)s",
             {"entity_id": entity_id, "link_id": link["id"]},
         )
         cur = await conn.execute(QUERIES["lock_link"], {"link_id": link["id"]})
@@ -426,7 +452,17 @@ class _Job:
         lookup is never taken for "not found, create"."""
         if side == "qbo":
             field = sides.QBO_KEY_FIELD[entity_type]
-            found = await self.qbo.find_by(sides.QBO_NAME[entity_type], field, key)
+            try:
+                found = await self.qbo.find_by(sides.QBO_NAME[entity_type], field, key)
+            except errors.QboPermanentError as exc:
+                # QBO's query lexer rejects some characters even inside a
+                # quoted literal (curly quotes, en dashes): the lookup can never
+                # succeed, and creating without it could make a twin.
+                raise errors.PermanentError(
+                    f"cannot look up {entity_type} {key!r} in QBO ({exc}); QBO "
+                    "cannot search for this value, so nothing was created: "
+                    "remove curly quotes or dashes from it, then replay"
+                ) from exc
             return [str(obj["Id"]) for obj in found]
         filters = {sides.INTERNAL_KEY_FILTER[entity_type]: key}
         found = await self.internal.find(sides.INTERNAL_NAME[entity_type], **filters)
@@ -447,9 +483,12 @@ class _Job:
                 refs,
                 income_account_id=await self._income_account(conn),
             )
-            raw = await self.qbo.create(
-                sides.QBO_NAME[entity_type], body, request_id=key
-            )
+            try:
+                raw = await self.qbo.create(
+                    sides.QBO_NAME[entity_type], body, request_id=key
+                )
+            except errors.QboNotFound as exc:
+                raise _refused_reference(exc, source.canonical, refs) from exc
             state = State(side="qbo", id=str(raw["Id"]), raw=raw)
         else:
             body = sides.internal_create_body(source.canonical)
@@ -642,7 +681,12 @@ class _Job:
                 body = sides.qbo_update_body(
                     current.canonical, merged, current.raw, refs
                 )
-                raw = await self.qbo.update(entity, body, request_id=key)
+                try:
+                    raw = await self.qbo.update(entity, body, request_id=key)
+                except errors.QboNotFound as exc:
+                    if exc.element in REFERENCE_ELEMENTS:
+                        raise _refused_reference(exc, merged, refs) from exc
+                    raise
         except errors.QboTransientError as exc:
             if getattr(exc, "code", None) == "5010":
                 raise errors.StaleWrite(f"QBO {current.id} moved under us") from exc

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from decimal import Decimal
 
 import httpx
 import pytest
 
+from ledgerbridge import errors
 from ledgerbridge.db.queries import QUERIES
 from ledgerbridge.reconciler import reconciler
 from ledgerbridge.sync import engine, mapping, sides
@@ -703,3 +705,170 @@ async def test_flow_14_mapping_failure_dead_letter_fixed_and_replayed(stack):
     assert (await _link(stack, internal_id=invoice["id"]))["qbo_id"] == found[0]["Id"]
     assert (await _lb_get(stack, "/api/dead-letters")).json() == []
     await assert_ledgers_agree(stack)
+
+
+# -- beyond the numbered flows ---------------------------------------------------
+
+
+async def _internal_by_number(stack, number):
+    resp = await stack.internal.get("/api/invoices", params={"number": number})
+    resp.raise_for_status()
+    return [i for i in resp.json()["data"] if i["status"] != "deleted"]
+
+
+async def test_racing_creates_make_one_invoice(stack):
+    await _hold(stack, "internal")
+    await _hold(stack, "qbo")
+    invoice = await factories.internal_invoice(stack, number="INV-7020")
+    created = await _qbo_create_invoice(stack, "Q-7020")
+
+    def job(side, entity_id):
+        return engine.sync_entity(
+            stack.services,
+            connection_id=stack.connection_id,
+            side=side,
+            entity_type="invoice",
+            entity_id=entity_id,
+        )
+
+    # Two jobs for each new record race, each from a cold start: customers,
+    # items and the invoice itself are all claimed concurrently.
+    outcomes = await asyncio.gather(
+        job("internal", invoice["id"]),
+        job("internal", invoice["id"]),
+        job("qbo", created["Id"]),
+        job("qbo", created["Id"]),
+    )
+    await _hold(stack, "internal", hold=False)
+    await _hold(stack, "qbo", hold=False)
+    await _release(stack, "internal")
+    await _release(stack, "qbo")
+    await stack.settle()
+
+    assert sorted(o.status for o in outcomes) == sorted(
+        ["applied", "noop", "applied", "noop"]
+    ) or all(o.status in ("applied", "noop", "echo") for o in outcomes), outcomes
+    assert len(await stack.qbo_invoice_by_number("INV-7020")) == 1
+    assert len(await _internal_by_number(stack, "INV-7020")) == 1
+    assert len(await stack.qbo_invoice_by_number("Q-7020")) == 1
+    assert len(await _internal_by_number(stack, "Q-7020")) == 1
+    links = await _rows(stack, "SELECT * FROM links WHERE entity_type = 'invoice'")
+    assert sorted(link["natural_key"] for link in links) == ["INV-7020", "Q-7020"]
+    await assert_ledgers_agree(stack)
+
+
+async def test_docnumber_lookup_that_errors_never_creates(stack):
+    customer = await factories.internal_customer(stack)
+    item = await factories.internal_item(stack)
+    # An apostrophe and a backslash are escaped, so these look up fine.
+    plain = ["O'Brien-7021", "INV\\7021"]
+    for number in plain:
+        await factories.internal_invoice(
+            stack, number=number, customer=customer, item=item
+        )
+    # QBO's lexer rejects a typographic quote even inside a literal.
+    curly = await factories.internal_invoice(
+        stack, number="D\u2019Arcy-7021", customer=customer, item=item
+    )
+
+    await stack.settle()
+
+    for number in plain:
+        assert len(await stack.qbo_invoice_by_number(number)) == 1, number
+    events = await _entity_events(stack, "internal", curly["id"])
+    assert events and all(e["status"] in ("failed", "dead_letter") for e in events)
+    assert "cannot look up" in events[-1]["detail"]
+    assert "nothing was created" in events[-1]["detail"]
+    # Running it again (a retry) still never creates.
+    with pytest.raises(errors.PermanentError):
+        await engine.sync_entity(
+            stack.services,
+            connection_id=stack.connection_id,
+            side="internal",
+            entity_type="invoice",
+            entity_id=curly["id"],
+        )
+    numbers = [i["DocNumber"] for i in await stack.qbo_query("select * from Invoice")]
+    assert "D\u2019Arcy-7021" not in numbers
+    assert await _link(stack, internal_id=curly["id"]) is None
+    await assert_ledgers_agree(stack)
+
+
+async def test_customer_merged_in_qbo_repoints_the_link(stack):
+    customer = await factories.internal_customer(stack, name="Merge Source Ltd")
+    invoice = await factories.internal_invoice(
+        stack, number="INV-7022", customer=customer
+    )
+    await stack.settle()
+    source_id = (
+        await _link(stack, internal_id=customer["id"], entity_type="customer")
+    )["qbo_id"]
+    qbo_invoice_id = (await stack.qbo_invoice_by_number("INV-7022"))[0]["Id"]
+    # A person creates the surviving customer (its webhook is lost, so it is
+    # not linked yet) and merges ours into it.
+    await _hold(stack, "qbo")
+    resp = await stack.qbo.post(
+        f"/v3/company/{stack.realm_id}/customer",
+        json={"DisplayName": "Merge Target Inc"},
+    )
+    resp.raise_for_status()
+    target_id = resp.json()["Customer"]["Id"]
+    await _drop(stack, "qbo")
+    resp = await stack.qbo_control.post(
+        f"/_sim/realms/{stack.realm_id}/customers/{source_id}/merge",
+        json={"into": target_id},
+    )
+    resp.raise_for_status()
+
+    await _hold(stack, "qbo", hold=False)
+    await _release(stack, "qbo")
+    await stack.settle()
+
+    link = await _link(stack, internal_id=customer["id"], entity_type="customer")
+    assert link["qbo_id"] == target_id
+    assert (await _qbo_get(stack, qbo_invoice_id))["CustomerRef"]["value"] == target_id
+    internal = await _internal_get(stack, invoice["id"])
+    assert internal["customer_id"] == customer["id"]
+    renamed = (await stack.internal.get(f"/api/customers/{customer['id']}")).json()
+    assert renamed["name"] == "Merge Target Inc"
+    names = [
+        c["name"]
+        for c in (
+            await stack.internal.get("/api/customers", params={"limit": 200})
+        ).json()["data"]
+    ]
+    assert names.count("Merge Target Inc") == 1
+    await assert_ledgers_agree(stack)
+
+
+async def test_inactive_customer_reference_is_an_explained_dead_letter(stack):
+    customer = await factories.internal_customer(stack, name="Gone Quiet LLC")
+    item = await factories.internal_item(stack)
+    await stack.settle()
+    qbo_customer_id = (
+        await _link(stack, internal_id=customer["id"], entity_type="customer")
+    )["qbo_id"]
+    current = await _qbo_get(stack, qbo_customer_id, entity="customer")
+    resp = await stack.qbo.post(
+        f"/v3/company/{stack.realm_id}/customer",
+        json={
+            "Id": qbo_customer_id,
+            "SyncToken": current["SyncToken"],
+            "sparse": True,
+            "Active": False,
+        },
+    )
+    resp.raise_for_status()
+    await stack.settle()
+
+    invoice = await factories.internal_invoice(
+        stack, number="INV-7023", customer=customer, item=item
+    )
+    await stack.settle()
+
+    dead = (await _lb_get(stack, "/api/dead-letters")).json()
+    (letter,) = [d for d in dead if d["entity_id"] == invoice["id"]]
+    assert "inactive" in letter["detail"]
+    assert f"QBO customer {qbo_customer_id}" in letter["detail"]
+    assert "Make it active again in QBO" in letter["detail"]
+    assert await stack.qbo_invoice_by_number("INV-7023") == []

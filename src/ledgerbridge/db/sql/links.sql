@@ -55,6 +55,19 @@ UPDATE links SET qbo_id = %(new_qbo_id)s, updated_at = now()
 WHERE connection_id = %(connection_id)s AND entity_type = %(entity_type)s
   AND qbo_id = %(old_qbo_id)s;
 
+-- name: repoint_merged_qbo_id
+-- A QBO merge: the surviving id takes over the merged one's link, unless the
+-- survivor is linked already (qbo_id is unique per connection and type).
+UPDATE links SET qbo_id = %(new_qbo_id)s, updated_at = now()
+WHERE connection_id = %(connection_id)s AND entity_type = %(entity_type)s
+  AND qbo_id = %(old_qbo_id)s
+  AND NOT EXISTS (
+      SELECT 1 FROM links other
+      WHERE other.connection_id = %(connection_id)s
+        AND other.entity_type = %(entity_type)s
+        AND other.qbo_id = %(new_qbo_id)s
+  );
+
 -- name: list_links
 SELECT l.*, c.id AS conflict_id FROM links l
 LEFT JOIN conflicts c ON c.link_id = l.id AND c.status = 'open'
