@@ -627,6 +627,43 @@ def test_payment_through_api_cannot_exceed_balance(qbo: Qbo) -> None:
     assert loads(qbo.get(f"invoice/{invoice['Id']}"))["Invoice"]["Balance"] == 0
 
 
+def test_voiding_or_deleting_a_payment_reopens_the_invoice(
+    qbo: Qbo, http: httpx.Client
+) -> None:
+    invoice = qbo.invoice()
+    paid = http.post(
+        f"/_sim/realms/{REALM}/payments",
+        json={"invoice_id": invoice["Id"], "amount": "100.00"},
+    )
+    payment = loads(paid)["Payment"]
+    second = http.post(
+        f"/_sim/realms/{REALM}/payments",
+        json={"invoice_id": invoice["Id"], "amount": "50.00"},
+    )
+
+    voided = qbo.post(
+        "payment",
+        {"Id": payment["Id"], "SyncToken": "0", "sparse": True},
+        operation="update",
+        include="void",
+    )
+    after_void = loads(qbo.get(f"invoice/{invoice['Id']}"))["Invoice"]
+    deleted = qbo.post(
+        "payment",
+        {"Id": loads(second)["Payment"]["Id"], "SyncToken": "0"},
+        operation="delete",
+    )
+    after_delete = loads(qbo.get(f"invoice/{invoice['Id']}"))["Invoice"]
+
+    assert loads(voided)["Payment"]["TotalAmt"] == 0
+    assert after_void["Balance"] == Decimal("250.00")
+    assert deleted.json()["Payment"]["status"] == "Deleted"
+    assert after_delete["Balance"] == Decimal("300.00")
+    assert after_delete["SyncToken"] == "4"
+    operations = [e["operation"] for e in http.get("/_sim/requests").json()]
+    assert operations[-4:] == ["void", "read", "delete", "read"]
+
+
 def test_merge_moves_invoices_and_deactivates_source(
     qbo: Qbo, http: httpx.Client
 ) -> None:

@@ -94,6 +94,9 @@ class ApiCall:
                     body = None
                 has_id = isinstance(body, dict) and body.get("Id") not in (None, "")
                 self.operation = "update" if has_id else "create"
+                # A payment is voided by an update with include=void.
+                if self.entity == "Payment" and has_id and "void" in self._include():
+                    self.operation = "void"
         elif segs[:1] == ["invoice"] and segs[2:] == ["send"] and self.method == "POST":
             self.entity = "Invoice"
             self.operation = "send"

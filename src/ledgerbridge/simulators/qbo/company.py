@@ -244,7 +244,8 @@ class Company:
     ) -> dict[str, Any]:
         if entity == "Payment":
             raise faults.unsupported(
-                "Updating a Payment is not supported in this simulator"
+                "Updating a Payment is not supported in this simulator "
+                "(void it with include=void, or delete it)"
             )
         existing = self._existing(entity, body.get("Id"))
         self._check_token(entity, existing, body)
@@ -282,12 +283,14 @@ class Company:
         return obj
 
     def _void(self, entity: str, body: dict[str, Any]) -> dict[str, Any]:
-        if entity != "Invoice":
+        if entity not in ("Invoice", "Payment"):
             raise faults.unsupported(f"Operation void is not supported for {entity}")
         existing = self._existing(entity, body.get("Id"))
         self._check_token(entity, existing, body)
         moment, stamp = self._now()
         obj = deep_copy(existing)
+        if entity == "Payment":
+            obj["UnappliedAmt"] = ZERO
         for line in obj.get("Line", []):
             line["Amount"] = ZERO
             detail = line.get("SalesItemLineDetail")
@@ -296,20 +299,37 @@ class Company:
         note = obj.get("PrivateNote")
         obj["PrivateNote"] = f"Voided - {note}" if note else "Voided"
         obj["TotalAmt"] = ZERO
-        obj["Balance"] = ZERO
+        if entity == "Invoice":
+            obj["Balance"] = ZERO
         self._bump(obj, stamp)
         self.realm.table(entity)[obj["Id"]] = obj
         self._emit(entity, obj["Id"], "Void", moment)
+        if entity == "Payment":
+            self._resettle(obj, moment, stamp)
         return obj
+
+    def _resettle(
+        self, payment: dict[str, Any], moment: dt.datetime, stamp: str
+    ) -> None:
+        """A payment changed: its invoices' Balance and LinkedTxn change too."""
+        touched = {
+            str(link.get("TxnId"))
+            for line in payment.get("Line", [])
+            for link in line.get("LinkedTxn", [])
+            if link.get("TxnType") == "Invoice"
+        }
+        for invoice_id in sorted(touched):
+            invoice = self.realm.table("Invoice").get(invoice_id)
+            if invoice is None:
+                continue
+            self._settle_invoice(invoice)
+            self._bump(invoice, stamp)
+            self._emit("Invoice", invoice_id, "Update", moment)
 
     def _delete(self, entity: str, body: dict[str, Any]) -> dict[str, Any]:
         if entity in NAME_LISTS:
             raise faults.unsupported(
                 f"Operation delete is not supported for {entity}; set Active to false"
-            )
-        if entity == "Payment":
-            raise faults.unsupported(
-                "Deleting a Payment is not supported in this simulator"
             )
         existing = self._existing(entity, body.get("Id"))
         self._check_token(entity, existing, body)
@@ -317,6 +337,8 @@ class Company:
         del self.realm.table(entity)[existing["Id"]]
         self.realm.tombstones.setdefault(entity, {})[existing["Id"]] = stamp
         self._emit(entity, existing["Id"], "Delete", moment)
+        if entity == "Payment":
+            self._resettle(existing, moment, stamp)
         return {"status": "Deleted", "domain": "QBO", "Id": existing["Id"]}
 
     # -- builders -------------------------------------------------------------

@@ -95,12 +95,7 @@ class WebhookDispatcher:
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await self._cancel_tasks()
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -110,14 +105,21 @@ class WebhookDispatcher:
             handle.cancel()
         self._timers.clear()
         self._buffers.clear()
-        for task in list(self._tasks):
-            task.cancel()
-        self._tasks.clear()
+        await self._cancel_tasks()
         self._inflight.clear()
         self.pending.clear()
         self.log.clear()
         self.url = self.config.webhook_url
         self.hold = False
+
+    async def _cancel_tasks(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
 
     # -- collecting -----------------------------------------------------------
 
@@ -262,8 +264,10 @@ class WebhookDispatcher:
 
     async def flush(self, *, wait_retries: bool = False) -> None:
         """Cut every open window now and wait until each delivery was tried."""
-        for realm_id, handle in list(self._timers.items()):
+        for handle in self._timers.values():
             handle.cancel()
+        self._timers.clear()
+        for realm_id in list(self._buffers):
             self._cut(realm_id)
         waiting = list(self._inflight.values())
         events = [d.finished if wait_retries else d.attempted for d in waiting]
