@@ -24,7 +24,7 @@ from ledgerbridge.clock import FrozenClock
 from ledgerbridge.connectors.qbo.auth import InvalidGrant, QboOAuth, TokenManager
 from ledgerbridge.connectors.qbo.client import QboClient, client_for_connection
 from ledgerbridge.connectors.qbo.errors import QboStaleObject, QboThrottled
-from ledgerbridge.connectors.qbo.ratelimit import PgRateLimiter, window_start
+from ledgerbridge.connectors.qbo.ratelimit import PgRateLimiter
 from ledgerbridge.db import pool as db_pool
 from support.servers import free_port, serve_in_thread
 
@@ -774,37 +774,37 @@ async def rate_rows(pool):
         return await cur.fetchall()
 
 
-async def test_qbo_rate_limit_waits_for_next_second(pool):
+async def test_qbo_rate_limit_counts_a_sliding_second(pool):
     clock = FrozenClock(T0 + dt.timedelta(milliseconds=250))
     sleep = SteppingSleep(clock)
     limiter = PgRateLimiter(pool, clock, per_second=3, per_minute=100, sleep=sleep)
     granted = []
     for _ in range(7):
         await limiter.acquire(REALM)
-        granted.append(window_start(clock.now(), 1))
-    assert granted == [T0] * 3 + [T0 + dt.timedelta(seconds=1)] * 3 + [
-        T0 + dt.timedelta(seconds=2)
+        granted.append(clock.now())
+    start = T0 + dt.timedelta(milliseconds=250)
+    # Three at once, then each waits until the oldest counted request is a
+    # full second old: never more than three inside any one second.
+    assert granted == [start] * 3 + [start + dt.timedelta(seconds=1)] * 3 + [
+        start + dt.timedelta(seconds=2)
     ]
-    assert sleep.delays == [0.75, 1.0]
-    minute = [r for r in await rate_rows(pool) if r["window_seconds"] == 60]
-    assert [r["used"] for r in minute] == [7]
+    assert sleep.delays == [1.0, 1.0]
+    for stamp in granted:
+        inside = [g for g in granted if stamp - dt.timedelta(seconds=1) < g <= stamp]
+        assert len(inside) <= 3
 
 
-async def test_qbo_rate_limit_full_minute_spends_nothing_from_second(pool):
+async def test_qbo_rate_limit_full_minute_waits_for_its_oldest_request(pool):
     clock = FrozenClock(T0 + dt.timedelta(seconds=58))
     sleep = SteppingSleep(clock)
     limiter = PgRateLimiter(pool, clock, per_second=10, per_minute=2, sleep=sleep)
     for _ in range(3):
         await limiter.acquire(REALM)
-    # The third request waited for the next minute, two seconds away.
-    assert sleep.delays == [2.0]
+    # The third request waited a whole minute after the first two, not just
+    # until the next fixed minute two seconds away.
+    assert sleep.delays == [60.0]
     rows = await rate_rows(pool)
-    seconds = {r["window_start"]: r["used"] for r in rows if r["window_seconds"] == 1}
-    # The refused attempt did not leak a unit into the one-second window.
-    assert seconds == {
-        T0 + dt.timedelta(seconds=58): 2,
-        T0 + dt.timedelta(minutes=1): 1,
-    }
+    assert sum(r["used"] for r in rows) == 3
 
 
 async def test_qbo_rate_limit_prunes_old_windows(pool):
@@ -819,7 +819,9 @@ async def test_qbo_rate_limit_prunes_old_windows(pool):
             "SELECT realm_id, count(*) AS n FROM qbo_rate_windows GROUP BY realm_id"
         )
         counts = {r["realm_id"]: r["n"] for r in await cur.fetchall()}
-    assert counts == {REALM: 2, "other-realm": 2}
+    # The realm's hour-old stamp is gone; the other realm's is pruned only
+    # when that realm is used again.
+    assert counts == {REALM: 1, "other-realm": 1}
 
 
 async def test_qbo_rate_budget_shared_by_two_clients(db_url, standin):
@@ -850,10 +852,11 @@ async def test_qbo_rate_budget_shared_by_two_clients(db_url, standin):
         assert found == [[]] * 10
         assert len(state.requests) == 10
         rows = await rate_rows(pools[0])
-        per_second = [r["used"] for r in rows if r["window_seconds"] == 1]
-        assert sum(per_second) == 10
-        assert max(per_second) <= 4
-        assert [r["used"] for r in rows if r["window_seconds"] == 60] == [10]
+        stamps = [(r["window_start"], r["used"]) for r in rows]
+        assert sum(used for _, used in stamps) == 10
+        for at, _ in stamps:
+            inside = sum(u for t, u in stamps if at - dt.timedelta(seconds=1) < t <= at)
+            assert inside <= 4
         assert sleep.delays
     finally:
         for p in pools:

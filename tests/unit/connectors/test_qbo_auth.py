@@ -8,7 +8,6 @@ import stat
 from cryptography.fernet import Fernet
 
 from ledgerbridge.connectors.qbo import auth
-from ledgerbridge.connectors.qbo.ratelimit import window_start
 from ledgerbridge.settings import Settings
 
 T0 = dt.datetime(2026, 12, 4, 16, 0, tzinfo=dt.UTC)
@@ -48,9 +47,3 @@ def test_token_set_without_refresh_lifetime():
     tokens = auth._token_set({"access_token": "a", "refresh_token": "r"}, T0)
     assert tokens.access_expires_at == T0 + dt.timedelta(hours=1)
     assert tokens.refresh_expires_at is None
-
-
-def test_window_start_floors_to_fixed_windows():
-    now = T0 + dt.timedelta(seconds=61, milliseconds=900)
-    assert window_start(now, 1) == T0 + dt.timedelta(seconds=61)
-    assert window_start(now, 60) == T0 + dt.timedelta(seconds=60)

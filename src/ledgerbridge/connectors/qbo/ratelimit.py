@@ -19,18 +19,32 @@ logger = logging.getLogger(LOGGER_NAME)
 # the defaults leave headroom for clocks that disagree by a little.
 DEFAULT_PER_MINUTE = 450
 DEFAULT_PER_SECOND = 8
-# Windows this much older than the current minute are deleted.
-PRUNE_AFTER_SECONDS = 300
+# Request stamps older than this are deleted.
+PRUNE_AFTER_SECONDS = 120
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+# All workers of all machines serialise on one advisory lock per realm while
+# they count and take a unit; the critical section is two short statements.
+lock_realm: LiteralString = """
+SELECT pg_advisory_xact_lock(hashtext('ledgerbridge:qbo-rate:' || %(realm_id)s))
+"""
+
+# The log holds one row per instant a request was granted (window_seconds 0),
+# so both budgets are counted over exact sliding windows, as QBO counts them.
+count_recent: LiteralString = """
+SELECT coalesce(sum(used) FILTER (WHERE window_start > %(second_ago)s), 0) AS second_used,
+       min(window_start) FILTER (WHERE window_start > %(second_ago)s) AS second_oldest,
+       coalesce(sum(used), 0) AS minute_used,
+       min(window_start) AS minute_oldest
+FROM qbo_rate_windows
+WHERE realm_id = %(realm_id)s AND window_seconds = 0
+  AND window_start > %(minute_ago)s
+"""
 
 take_unit: LiteralString = """
 INSERT INTO qbo_rate_windows AS w (realm_id, window_seconds, window_start, used)
-VALUES (%(realm_id)s, %(window_seconds)s, %(window_start)s, 1)
+VALUES (%(realm_id)s, 0, %(now)s, 1)
 ON CONFLICT (realm_id, window_seconds, window_start)
 DO UPDATE SET used = w.used + 1
-WHERE w.used < %(limit)s
-RETURNING used
 """
 
 prune_windows: LiteralString = """
@@ -40,22 +54,20 @@ WHERE realm_id = %(realm_id)s AND window_start < %(before)s
 
 Sleep = Callable[[float], Awaitable[None]]
 
-
-def window_start(now: dt.datetime, window_seconds: int) -> dt.datetime:
-    """The start of the fixed window of ``window_seconds`` holding ``now``."""
-    elapsed = (now - _EPOCH) // dt.timedelta(seconds=window_seconds)
-    return _EPOCH + dt.timedelta(seconds=elapsed * window_seconds)
+SECOND = dt.timedelta(seconds=1)
+MINUTE = dt.timedelta(seconds=60)
 
 
 class PgRateLimiter:
-    """Fixed 1-second and 60-second windows per realm, counted in Postgres.
+    """Sliding one-second and sixty-second budgets per realm, kept in Postgres.
 
-    ``acquire`` takes one unit from both current windows in one transaction,
-    so a unit is never spent from one window when the other is full. When a
-    window is full it waits until that window ends and tries again. Ten
-    workers on three machines see the same rows, so together they stay under
-    Intuit's limits; each machine's clock decides which window is current, so
-    the defaults keep some headroom for clock skew.
+    ``acquire`` counts the requests granted in the last second and the last
+    minute and takes a unit only when both are under their limits, all under
+    one advisory lock per realm, so ten workers on three machines see one
+    budget and together stay under Intuit's limits. Counting over sliding
+    windows (not fixed ones) matters: two full fixed windows back to back
+    would put twice the limit inside one second. Each machine's clock stamps
+    its own requests, so the defaults keep some headroom for clock skew.
     """
 
     def __init__(
@@ -71,7 +83,8 @@ class PgRateLimiter:
             raise ValueError("rate limits must be positive")
         self._pool = pool
         self._clock = clock
-        self._limits = ((60, per_minute), (1, per_second))
+        self._per_second = per_second
+        self._per_minute = per_minute
         self._sleep = sleep
 
     async def acquire(self, realm_id: str) -> None:
@@ -89,50 +102,34 @@ class PgRateLimiter:
             await self._sleep(wait)
 
     async def _try_take(self, realm_id: str, now: dt.datetime) -> float | None:
-        """Take a unit from every window, or return how long to wait."""
-        fresh_minute = False
-        async with self._pool.connection() as conn:
-            # Raising inside the transaction block rolls back, returning the
-            # units already taken from the other windows.
-            try:
-                async with conn.transaction():
-                    for seconds, limit in self._limits:
-                        start = window_start(now, seconds)
-                        cur = await conn.execute(
-                            take_unit,
-                            {
-                                "realm_id": realm_id,
-                                "window_seconds": seconds,
-                                "window_start": start,
-                                "limit": limit,
-                            },
-                        )
-                        row = await cur.fetchone()
-                        if row is None:
-                            raise _WindowFull(start + dt.timedelta(seconds=seconds))
-                        if seconds == 60 and _used(row) == 1:
-                            fresh_minute = True
-            except _WindowFull as full:
-                return max((full.ends - now).total_seconds(), 0.001)
-
-            # The first request of a minute clears out long-gone windows.
-            if fresh_minute:
-                await conn.execute(
-                    prune_windows,
-                    {
-                        "realm_id": realm_id,
-                        "before": now - dt.timedelta(seconds=PRUNE_AFTER_SECONDS),
-                    },
-                )
+        """Take a unit, or return how long until the oldest counted one expires."""
+        async with self._pool.connection() as conn, conn.transaction():
+            await conn.execute(lock_realm, {"realm_id": realm_id})
+            cur = await conn.execute(
+                count_recent,
+                {
+                    "realm_id": realm_id,
+                    "second_ago": now - SECOND,
+                    "minute_ago": now - MINUTE,
+                },
+            )
+            row = await cur.fetchone()
+            if row is None:  # an aggregate always yields a row
+                raise RuntimeError("rate budget count returned no row")
+            if int(row["second_used"]) >= self._per_second:
+                return _until(row["second_oldest"] + SECOND, now)
+            if int(row["minute_used"]) >= self._per_minute:
+                return _until(row["minute_oldest"] + MINUTE, now)
+            await conn.execute(take_unit, {"realm_id": realm_id, "now": now})
+            await conn.execute(
+                prune_windows,
+                {
+                    "realm_id": realm_id,
+                    "before": now - dt.timedelta(seconds=PRUNE_AFTER_SECONDS),
+                },
+            )
         return None
 
 
-class _WindowFull(Exception):
-    def __init__(self, ends: dt.datetime) -> None:
-        super().__init__("rate window full")
-        self.ends = ends
-
-
-def _used(row: Any) -> int:
-    # The pool hands out dict rows; a plain tuple cursor is accepted too.
-    return int(row["used"] if isinstance(row, dict) else row[0])
+def _until(moment: dt.datetime, now: dt.datetime) -> float:
+    return max((moment - now).total_seconds(), 0.001)
