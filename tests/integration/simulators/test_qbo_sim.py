@@ -575,6 +575,34 @@ def test_query_operators_paging_and_ordering(qbo: Qbo) -> None:
     assert with_sku["QueryResponse"]["Item"][0]["Name"] == "Rock Fountain"
 
 
+def test_index_lag_hides_fresh_writes_from_query_and_cdc(
+    qbo: Qbo, http: httpx.Client
+) -> None:
+    before = qbo.invoice(DocNumber="L-0", PrivateNote="v1")
+    http.post(f"/_sim/realms/{REALM}/settings", json={"index_lag_seconds": 5})
+    qbo.post(
+        "invoice",
+        {"Id": before["Id"], "SyncToken": "0", "sparse": True, "DocNumber": "L-0b"},
+    )
+    fresh = qbo.invoice(DocNumber="L-1")
+
+    def numbers() -> list[str]:
+        answer = loads(qbo.query("select * from Invoice"))["QueryResponse"]
+        return [row["DocNumber"] for row in answer.get("Invoice", [])]
+
+    lagging = numbers()
+    cdc = loads(qbo.get("cdc", entities="Invoice", changedSince="2026-12-04"))
+    by_id = loads(qbo.get(f"invoice/{fresh['Id']}"))["Invoice"]
+    http.post("/_sim/clock/advance", json={"seconds": 5})
+
+    assert lagging == ["L-0"]  # the old version, and no sign of L-1
+    assert [
+        row["DocNumber"] for row in cdc["CDCResponse"][0]["QueryResponse"][0]["Invoice"]
+    ] == ["L-0"]
+    assert by_id["DocNumber"] == "L-1"  # a read by Id is always current
+    assert numbers() == ["L-0b", "L-1"]
+
+
 def test_query_on_unqueryable_property_is_rejected(qbo: Qbo) -> None:
     response = qbo.query("select * from Invoice where PrivateNote = 'x'")
 

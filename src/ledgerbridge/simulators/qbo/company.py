@@ -154,6 +154,54 @@ class Company:
         moment = self.clock.now()
         return moment, clock.company_time(moment)
 
+    def _lag_seconds(self) -> float:
+        return float(self.realm.settings.get("index_lag_seconds") or 0)
+
+    def _track(self, entity: str, entity_id: str) -> None:
+        """Remember this version for a lagging query index (only when lag > 0)."""
+        lag = self._lag_seconds()
+        if lag <= 0:
+            return
+        now = self.clock.timestamp()
+        current = self.realm.table(entity).get(entity_id)
+        versions = self.realm.history.setdefault((entity, entity_id), [])
+        versions.append((now, deep_copy(current) if current is not None else None))
+        # Keep the newest version older than the lag window and all newer ones.
+        while len(versions) > 1 and versions[1][0] <= now - lag:
+            versions.pop(0)
+
+    def snapshot_index(self) -> None:
+        """Start a lagging index: every current object counts as long indexed."""
+        for entity, table in self.realm.objects.items():
+            for entity_id, obj in table.items():
+                self.realm.history.setdefault(
+                    (entity, entity_id), [(0.0, deep_copy(obj))]
+                )
+
+    def _indexed(self, entity: str) -> dict[str, dict[str, Any]]:
+        """What query and CDC see: each object as it was ``lag`` seconds ago.
+
+        QBO never promised that a query sees a write at once; with the realm's
+        ``index_lag_seconds`` set, a client that looks an invoice up by
+        DocNumber right after creating it misses it, as it might in production.
+        """
+        visible = dict(self._visible(entity))
+        lag = self._lag_seconds()
+        if lag <= 0:
+            return visible
+        cutoff = self.clock.timestamp() - lag
+        for (name, entity_id), versions in self.realm.history.items():
+            if name != entity or (entity, entity_id) in self.hidden:
+                continue
+            older = [obj for stamp, obj in versions if stamp <= cutoff]
+            if len(older) == len(versions):
+                continue  # the index has caught up with this object
+            if older and older[-1] is not None:
+                visible[entity_id] = older[-1]
+            elif older or _created_after(versions, cutoff):
+                visible.pop(entity_id, None)
+        return visible
+
     def _emit(
         self,
         entity: str,
@@ -162,6 +210,7 @@ class Company:
         when: dt.datetime,
         deleted_id: str | None = None,
     ) -> None:
+        self._track(entity, entity_id)
         self.on_change(
             Change(self.realm.realm_id, entity, entity_id, operation, when, deleted_id)
         )
@@ -771,6 +820,7 @@ class Company:
                     self._emit(entity, obj["Id"], "Update", moment)
         source["Active"] = False
         self._bump(source, stamp)
+        self._track("Customer", source["Id"])
         self._bump(target, stamp)
         self._emit("Customer", target["Id"], "Merge", moment, deleted_id=source["Id"])
         return self.render("Customer", target)
@@ -791,7 +841,7 @@ class Company:
         for name in names:
             if name.lower() not in allowed:
                 raise faults.query_invalid(f"property '{name}' is not queryable")
-        rows = [self.render(entity, obj) for obj in self._visible(entity).values()]
+        rows = [self.render(entity, obj) for obj in self._indexed(entity).values()]
         mentions_active = any(
             cond.field.lower() == "active" for cond in parsed.conditions
         )
@@ -841,12 +891,15 @@ class Company:
             )
         found: list[tuple[dt.datetime, str, dict[str, Any]]] = []
         for entity in wanted:
-            for obj in self._visible(entity).values():
+            for obj in self._indexed(entity).values():
                 updated = clock.parse_instant(obj["MetaData"]["LastUpdatedTime"])
                 if updated is not None and updated >= since:
                     found.append((updated, entity, self.render(entity, obj)))
+            indexed = self._indexed(entity)
             for entity_id, stamp in self.realm.tombstones.get(entity, {}).items():
                 deleted = clock.parse_instant(stamp)
+                if entity_id in indexed:
+                    continue  # the index has not seen the delete yet
                 if deleted is not None and deleted >= since:
                     tombstone = {
                         "Id": entity_id,
@@ -869,6 +922,14 @@ class Company:
             else:
                 responses.append({})
         return responses
+
+
+def _created_after(
+    versions: list[tuple[float, dict[str, Any] | None]], cutoff: float
+) -> bool:
+    """Whether the first tracked version is a create newer than ``cutoff``."""
+    first_stamp, first = versions[0]
+    return first is not None and first.get("SyncToken") == "0" and first_stamp > cutoff
 
 
 def _sort_key(path: str, row: dict[str, Any]) -> tuple[int, Any]:

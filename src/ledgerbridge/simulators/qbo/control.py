@@ -29,6 +29,7 @@ class RealmSettings(_Body):
     custom_txn_numbers: bool | None = None
     webhook_format: Literal["legacy", "cloudevents"] | None = None
     throttle_as_xml: bool | None = None
+    index_lag_seconds: Decimal | None = None
 
 
 class TokenRequest(_Body):
@@ -119,6 +120,8 @@ def build_router(sim: Simulator) -> APIRouter:
         body = await _parse(request, RealmSettings)
         realm = sim.realms[realm_id]
         realm.settings.update(body.model_dump(exclude_none=True))
+        if body.index_lag_seconds:
+            sim.company(realm_id).snapshot_index()
         sim.persist()
         return _json({"realm_id": realm_id, "settings": realm.settings})
 

@@ -118,6 +118,9 @@ class Simulator:
             for realm_id, realm in data["realms"].items()
         }
         self.oauth = state.OAuthState.from_dict(data.get("oauth", {}))
+        for realm_id, realm in self.realms.items():
+            if realm.settings.get("index_lag_seconds"):
+                self.company(realm_id).snapshot_index()
         if not self.clock.frozen:
             self.clock.set_offset(float(data.get("clock_offset_seconds", 0)))
         return True

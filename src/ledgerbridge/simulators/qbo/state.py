@@ -35,6 +35,11 @@ class Realm:
     # requestid -> the first answer (status and exact body text).
     replies: dict[str, dict[str, Any]] = field(default_factory=dict)
     created: str = ""
+    # In memory only: (entity, id) -> [(epoch seconds, object or None)], kept
+    # while the realm's query index lags behind its writes.
+    history: dict[tuple[str, str], list[tuple[float, dict[str, Any] | None]]] = field(
+        default_factory=dict
+    )
 
     def table(self, entity: str) -> dict[str, dict[str, Any]]:
         return self.objects.setdefault(entity, {})
