@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from . import clock, faults, wire, xmlify
-from .company import entity_for
+from .company import Company, entity_for
 from .sim import FaultRule, Simulator
 
 # URIs are case-sensitive in QBO; clients use the lower-case resource names.
@@ -291,7 +291,7 @@ class ApiCall:
         return answers
 
     def _batch_item(
-        self, company: Any, item: Any, hidden: set[tuple[str, str]]
+        self, company: Company, item: Any, hidden: set[tuple[str, str]]
     ) -> dict[str, Any]:
         if not isinstance(item, dict):
             raise faults.invalid_property("BatchItemRequest", "BatchItemRequest")
