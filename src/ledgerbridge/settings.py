@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     # QuickBooks Online (the simulator by default; real Intuit URLs by configuration).
     qbo_base_url: str = "http://127.0.0.1:8001"
     qbo_token_url: str = "http://127.0.0.1:8001/oauth2/v1/tokens/bearer"
-    qbo_authorize_url: str = "http://127.0.0.1:8001/connect"
+    qbo_authorize_url: str = "http://127.0.0.1:8001/connect/oauth2"
     qbo_revoke_url: str = "http://127.0.0.1:8001/oauth2/v1/tokens/revoke"
     qbo_client_id: str = "demo-client-id"
     qbo_client_secret: str = "demo-client-secret"
