@@ -210,7 +210,7 @@ async def run_stack(
         public_url=lb_url,
         qbo_base_url=qbo_url,
         qbo_token_url=f"{qbo_url}/oauth2/v1/tokens/bearer",
-        qbo_authorize_url=f"{qbo_url}/connect",
+        qbo_authorize_url=f"{qbo_url}/connect/oauth2",
         qbo_revoke_url=f"{qbo_url}/oauth2/v1/tokens/revoke",
         internal_base_url=internal_url,
         **{"http_timeout_seconds": 5.0, **settings_overrides},
