@@ -31,7 +31,7 @@ async def test_connect_a_second_company_through_the_consent_page(stack, page):
     assert row["status"] == "connected"
     assert row["access_token_enc"] and row["refresh_token_enc"]
     token = await stack.services.tokens.get_access_token(
-        (await _connection_id(stack, realm_id))
+        await _connection_id(stack, realm_id)
     )
     assert token not in row["access_token_enc"], "tokens are stored encrypted"
 
