@@ -182,7 +182,7 @@ def _run(settings: Settings) -> None:
     migrate.upgrade(url)
     data = settings.data_dir
     data.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "DATABASE_URL": url}
+    env = {**os.environ, "DATABASE_URL": url, "LEDGERBRIDGE_DEMO_PANEL": "1"}
     public = settings.public_url.rstrip("/")
 
     with _processes() as procs:
@@ -238,6 +238,7 @@ def _run(settings: Settings) -> None:
         print(
             "\nLedgerBridge demo is running. Ctrl-C stops everything.\n\n"
             f"  Dashboard, API, webhooks  {public}\n"
+            f"  Demo panel (faults)       {public}/demo\n"
             f"  QBO simulator             {settings.qbo_base_url}   realm {realm_id}\n"
             f"  Internal system           {settings.internal_base_url}\n\n"
             f"  QBO webhook verifier      {settings.qbo_verifier_token}\n"

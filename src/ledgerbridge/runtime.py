@@ -69,13 +69,14 @@ async def open_services(
     clock: clock_module.Clock | None = None,
     rng: random.Random | None = None,
     pool_size: int = 10,
+    periodic: bool = True,
 ) -> AsyncIterator[Services]:
     """Open the pool, the queue and the HTTP clients; close them on exit."""
     url = database_url or resolve_database_url(settings)
     clock = clock or clock_module.SystemClock()
     pool = db_pool.create_pool(url, max_size=pool_size)
     await pool.open(wait=True)
-    queue = queue_app.create_app(url)
+    queue = queue_app.create_app(url, periodic=periodic)
     http = httpx.AsyncClient(timeout=settings.http_timeout_seconds)
     oauth = auth.QboOAuth.from_settings(settings, clock)
     try:

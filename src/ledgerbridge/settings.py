@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     # When unset, a key is generated once and kept in data_dir/token.key.
     token_key: str | None = None
 
+    # The dashboard's demo panel drives the simulators' control APIs (their
+    # base URLs are qbo_base_url and internal_base_url). Only the demo sets it.
+    demo_panel: bool = False
+
     webhook_tolerance_seconds: int = 300
     worker_concurrency: int = 4
     reconcile_interval_seconds: int = 60

@@ -11,13 +11,19 @@ SYNC_TASK = "sync_entity"
 RECONCILE_TASK = "reconcile"
 
 
-def create_app(database_url: str, *, max_size: int = 10) -> procrastinate.App:
-    """A procrastinate app on its own pool (opened with ``open_async``)."""
+def create_app(
+    database_url: str, *, max_size: int = 10, periodic: bool = True
+) -> procrastinate.App:
+    """A procrastinate app on its own pool (opened with ``open_async``).
+
+    ``periodic=False`` leaves out the every-minute reconcile, for callers
+    (tests, tools) that run the reconciler themselves when they mean to.
+    """
     connector = procrastinate.PsycopgConnector(
         conninfo=db_pool.libpq_url(database_url), min_size=1, max_size=max_size
     )
     app = procrastinate.App(connector=connector)
-    tasks.register(app)
+    tasks.register(app, periodic=periodic)
     return app
 
 

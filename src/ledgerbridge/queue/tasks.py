@@ -70,14 +70,15 @@ async def reconcile_periodic(context: procrastinate.JobContext, timestamp: int) 
     await reconciler.reconcile_all(services, connection_id=None)
 
 
-def register(app: procrastinate.App) -> None:
+def register(app: procrastinate.App, *, periodic: bool = True) -> None:
     """Register the tasks on one app. Each app gets its own task objects:
     procrastinate binds a task to the app that registered it."""
     app.task(name="sync_entity", pass_context=True, retry=retry.SyncRetryStrategy())(
         sync_entity
     )
     app.task(name="reconcile", pass_context=True)(reconcile)
-    periodic = app.task(name="reconcile_periodic", pass_context=True)(
+    every_minute = app.task(name="reconcile_periodic", pass_context=True)(
         reconcile_periodic
     )
-    app.periodic(cron="* * * * *", periodic_id="reconcile")(periodic)
+    if periodic:
+        app.periodic(cron="* * * * *", periodic_id="reconcile")(every_minute)

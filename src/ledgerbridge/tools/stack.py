@@ -239,7 +239,13 @@ async def run_stack(
         serve_in_thread(qbo_app, qbo_sock),
         serve_in_thread(internal_app, internal_sock),
     ):
-        async with runtime.open_services(settings, rng=make_rng(3)) as services:
+        async with runtime.open_services(
+            # The reconciler runs when a test or tool asks for it, not on a
+            # timer, so a dropped webhook stays dropped until then.
+            settings,
+            rng=make_rng(3),
+            periodic=False,
+        ) as services:
             server = uvicorn.Server(
                 uvicorn.Config(
                     create_app(services=services), log_level="warning", lifespan="on"

@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from ledgerbridge import runtime
 from ledgerbridge.ingest import routes as ingest_routes
 from ledgerbridge.settings import Settings
-from ledgerbridge.web.routes import api, dashboard, health, oauth
+from ledgerbridge.web.routes import api, dashboard, demo, health, oauth
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -39,5 +39,6 @@ def create_app(settings: Settings | None = None, *, services: Any = None) -> Fas
     app.include_router(health.router)
     app.include_router(oauth.router)
     app.include_router(dashboard.router)
+    app.include_router(demo.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
