@@ -64,24 +64,24 @@ class Stack:
 
     # -- waiting without sleeping --------------------------------------------
 
-    async def drain(self) -> None:
+    async def drain(self, *, concurrency: int = 2) -> None:
         """Run the worker until no job can be fetched right now."""
         await self.services.queue.run_worker_async(
             wait=False,
-            concurrency=2,
+            concurrency=concurrency,
             additional_context={"services": self.services},
             install_signal_handlers=False,
             listen_notify=False,
             delete_jobs="never",
         )
 
-    async def settle(self) -> None:
+    async def settle(self, *, concurrency: int = 2) -> None:
         """Deliver every webhook and run every job, until the system is quiet."""
         for _ in range(MAX_SETTLE_ROUNDS):
             before = await self._activity()
             await self.qbo_control.post("/_sim/webhooks/flush", json={})
             await self.internal_control.post("/_sim/webhooks/flush")
-            await self.drain()
+            await self.drain(concurrency=concurrency)
             if await self._activity() == before:
                 return
         raise AssertionError("the system did not settle")
