@@ -456,9 +456,11 @@ class _Job:
                 found = await self.qbo.find_by(sides.QBO_NAME[entity_type], field, key)
             except errors.QboPermanentError as exc:
                 # QBO's query lexer rejects some characters even inside a
-                # quoted literal (curly quotes, en dashes): the lookup can never
-                # succeed, and creating without it could make a twin.
-                raise errors.PermanentError(
+                # quoted literal (curly quotes, en dashes). Creating without
+                # the lookup could make a twin, so the job fails for retry
+                # (in case the refusal passes) and ends as a dead letter
+                # that says what to change.
+                raise errors.TransientError(
                     f"cannot look up {entity_type} {key!r} in QBO ({exc}); QBO "
                     "cannot search for this value, so nothing was created: "
                     "remove curly quotes or dashes from it, then replay"

@@ -779,11 +779,18 @@ async def test_docnumber_lookup_that_errors_never_creates(stack):
     for number in plain:
         assert len(await stack.qbo_invoice_by_number(number)) == 1, number
     events = await _entity_events(stack, "internal", curly["id"])
-    assert events and all(e["status"] in ("failed", "dead_letter") for e in events)
+    # Failed for retry, not taken for "not found, create".
+    assert events and all(e["status"] == "failed" for e in events)
     assert "cannot look up" in events[-1]["detail"]
     assert "nothing was created" in events[-1]["detail"]
+    async with stack.services.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT count(*) AS n FROM procrastinate_jobs"
+            " WHERE status = 'todo' AND scheduled_at > now()"
+        )
+        assert (await cur.fetchone())["n"] >= 1, "the job waits for its retry"
     # Running it again (a retry) still never creates.
-    with pytest.raises(errors.PermanentError):
+    with pytest.raises(errors.TransientError):
         await engine.sync_entity(
             stack.services,
             connection_id=stack.connection_id,
