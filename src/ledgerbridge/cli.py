@@ -273,5 +273,44 @@ def demo() -> None:
     demo_module.run(_settings())
 
 
+@app.command()
+def chaos(
+    seed: Annotated[int, typer.Option(help="Seed of the random sequence")] = 1,
+    invoices: Annotated[int, typer.Option(help="Invoices created")] = 30,
+    steps: Annotated[int, typer.Option(help="Random events")] = 200,
+    sequence: Annotated[
+        bool, typer.Option("--sequence", help="Print every step, even on success")
+    ] = False,
+) -> None:
+    """Run a seeded storm of events and faults on loopback, then check invariants."""
+    import logging
+
+    from ledgerbridge.tools import chaos as chaos_module
+
+    settings = _settings()
+    # The injected faults make the service warn, and dead letters log
+    # tracebacks; the report lists what matters, so only errors get through
+    # and the queue library's job tracebacks not at all.
+    logging.getLogger("ledgerbridge").setLevel(logging.ERROR)
+    logging.getLogger("procrastinate").setLevel(logging.CRITICAL)
+    report = asyncio.run(
+        chaos_module.run_chaos(settings, seed=seed, invoices=invoices, steps=steps)
+    )
+    typer.echo(report.render(sequence=True if sequence else None))
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def bench(
+    invoices: Annotated[int, typer.Option(help="Invoices synced end to end")] = 200,
+) -> None:
+    """Measure ingest and sync throughput, echo cost, memory and DB growth."""
+    from ledgerbridge.tools import bench as bench_module
+
+    figures = asyncio.run(bench_module.run_bench(_settings(), invoices=invoices))
+    typer.echo(bench_module.render(figures))
+
+
 def main() -> None:
     app()
