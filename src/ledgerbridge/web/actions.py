@@ -102,7 +102,9 @@ async def resolve_conflict(
         raise Refused(f"conflict {conflict_id} is already {conflict['status']}")
     missing = [f["field"] for f in conflict["fields"] if f["field"] not in choices]
     if missing:
-        raise Refused(f"choose a value for every conflicting field: missing {missing}")
+        raise Refused(
+            f"choose a value for every conflicting field: {', '.join(missing)}"
+        )
     try:
         sides.choices_from_json(sides.MODEL[conflict["entity_type"]], choices)
     except (ValueError, TypeError, KeyError) as exc:

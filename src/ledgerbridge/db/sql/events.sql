@@ -53,8 +53,10 @@ WHERE connection_id = %(connection_id)s AND side = %(side)s
 -- name: recent_events
 SELECT e.id, e.origin, e.side, e.entity_type, e.entity_id, e.operation, e.status,
        e.detail, e.received_at, e.processed_at, e.link_id, e.job_id,
-       c.realm_id
-FROM events e LEFT JOIN connections c ON c.id = e.connection_id
+       c.realm_id, l.natural_key
+FROM events e
+LEFT JOIN connections c ON c.id = e.connection_id
+LEFT JOIN links l ON l.id = e.link_id
 WHERE (%(status)s::text IS NULL OR e.status = %(status)s)
   AND (%(after_id)s::bigint IS NULL OR e.id > %(after_id)s)
 ORDER BY e.id DESC

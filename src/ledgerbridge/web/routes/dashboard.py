@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from fastapi.templating import Jinja2Templates
 
 from ledgerbridge.db.queries import QUERIES
 from ledgerbridge.web import actions
+from ledgerbridge.web.routes._templates import templates
 
 router = APIRouter(include_in_schema=False)
-templates = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
 
 
 async def _rows(request: Request, query: str, **params: Any) -> list[dict[str, Any]]:

@@ -7,18 +7,16 @@ never writes invoices to either system. Mounted only with ``demo_panel`` on.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from fastapi.templating import Jinja2Templates
 
 from ledgerbridge.queue import app as queue_app
+from ledgerbridge.web.routes._templates import templates
 
 router = APIRouter(include_in_schema=False)
-templates = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
 
 # Longer than LedgerBridge's HTTP timeout, so the create really times out.
 TIMEOUT_HOLD_MARGIN_SECONDS = 2.0

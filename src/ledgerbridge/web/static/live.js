@@ -11,6 +11,10 @@
     return td;
   };
   const seen = new Map();
+  // Keep in step with STATUS_LABELS in web/routes/_templates.py.
+  const LABELS = {received: "received", enqueued: "queued", coalesced: "merged into queued",
+                  applied: "applied", echo: "own change", noop: "no change", conflict: "conflict",
+                  held: "held", failed: "retrying", dead_letter: "dead letter"};
   async function poll() {
     try {
       // Newest rows plus the recent ones whose outcome may have changed.
@@ -28,12 +32,26 @@
           row.dataset.id = key;
           body.prepend(row);
         }
-        row.replaceChildren(
-          cell(e.id, "mono"), cell(e.origin), cell(e.side),
-          cell(`${e.entity_type} ${e.entity_id}`, "mono"),
-          (() => { const td = document.createElement("td"); const s = document.createElement("span");
-                   s.className = "pill " + e.status; s.textContent = e.status; td.append(s); return td; })(),
-          cell(e.detail, "detail"));
+        const from = cell(e.side === "qbo" ? "QuickBooks" : "Internal");
+        const origin = document.createElement("span");
+        origin.className = "muted";
+        origin.textContent = e.origin;
+        from.append(document.createElement("br"), origin);
+        const record = document.createElement("td");
+        if (e.link_id) {
+          const a = document.createElement("a");
+          a.href = `/links/${e.link_id}`;
+          a.textContent = `${e.entity_type} ${e.natural_key || e.entity_id}`;
+          record.append(a);
+        } else {
+          record.textContent = `${e.entity_type} ${e.entity_id}`;
+        }
+        const outcome = document.createElement("td");
+        const pill = document.createElement("span");
+        pill.className = "pill " + e.status;
+        pill.textContent = LABELS[e.status] || e.status;
+        outcome.append(pill);
+        row.replaceChildren(cell(e.id, "mono"), from, record, outcome, cell(e.detail, "detail"));
         if (fresh && e.id > after) row.classList.add("fresh");
         after = Math.max(after, e.id);
       }
