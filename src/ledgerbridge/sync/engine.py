@@ -14,7 +14,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import logging
-from typing import Any
+from typing import Any, cast
 
 from psycopg.types.json import Jsonb
 
@@ -748,8 +748,10 @@ class _Job:
         )
         conflict = await cur.fetchone()
         if conflict is not None and conflict["resolution"] is not None:
-            resolved = merge.resolve(
-                base,
+            # The three states share one entity type; the constrained TypeVar
+            # of resolve cannot see that through the Entity union.
+            resolved: model.Entity = merge.resolve(
+                cast(Any, base),
                 internal.canonical,
                 qbo.canonical,
                 sides.choices_from_json(
