@@ -84,9 +84,7 @@ class InternalApi(Protocol):
         """One page of records changed since a time, and the next cursor."""
         ...
 
-    async def find(
-        self, entity: InternalEntity, **filters: str
-    ) -> list[JsonObject]:
+    async def find(self, entity: InternalEntity, **filters: str) -> list[JsonObject]:
         """Records matching exact filters (``number=``, ``name=``, ``sku=``)."""
         ...
 
@@ -95,7 +93,12 @@ class InternalApi(Protocol):
     ) -> JsonObject: ...
 
     async def update(
-        self, entity: InternalEntity, entity_id: str, fields: JsonObject, *, version: int
+        self,
+        entity: InternalEntity,
+        entity_id: str,
+        fields: JsonObject,
+        *,
+        version: int,
     ) -> JsonObject:
         """PATCH with ``If-Match``; raises ``InternalVersionMismatch`` on 412."""
         ...
