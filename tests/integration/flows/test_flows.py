@@ -882,3 +882,24 @@ async def test_inactive_customer_reference_is_an_explained_dead_letter(stack):
     assert f"QBO customer {qbo_customer_id}" in letter["detail"]
     assert "Make it active again in QBO" in letter["detail"]
     assert await stack.qbo_invoice_by_number("INV-7023") == []
+
+
+async def test_person_edit_right_after_our_write_is_not_taken_for_an_echo(stack):
+    invoice, qbo_id = await _linked_invoice(stack, "INV-7601")
+    await _hold(stack, "qbo")
+
+    # Our write lands in QBO; its webhook is held ...
+    await factories.internal_patch(stack, invoice["id"], {"memo": "Ours"})
+    await stack.settle()
+    assert (await _qbo_get(stack, qbo_id))["CustomerMemo"]["value"] == "Ours"
+    # ... and a person edits the same invoice in QBO right after it.
+    await factories.qbo_sparse_update(stack, qbo_id, {"DueDate": "2027-02-01"})
+
+    await _hold(stack, "qbo", hold=False)
+    await _release(stack, "qbo")
+    await stack.settle()
+
+    current = await _internal_get(stack, invoice["id"])
+    assert current["due_date"] == "2027-02-01", "the person's edit synced"
+    assert current["memo"] == "Ours"
+    await assert_ledgers_agree(stack)
