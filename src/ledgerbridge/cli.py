@@ -306,9 +306,14 @@ def bench(
     invoices: Annotated[int, typer.Option(help="Invoices synced end to end")] = 200,
 ) -> None:
     """Measure ingest and sync throughput, echo cost, memory and DB growth."""
+    import logging
+
     from ledgerbridge.tools import bench as bench_module
 
-    figures = asyncio.run(bench_module.run_bench(_settings(), invoices=invoices))
+    settings = _settings()
+    # A log line per job would be measured along with the work.
+    logging.getLogger("ledgerbridge").setLevel(logging.WARNING)
+    figures = asyncio.run(bench_module.run_bench(settings, invoices=invoices))
     typer.echo(bench_module.render(figures))
 
 
