@@ -892,9 +892,14 @@ class Chaos:
         self.report.dead_letters = await self._rows(
             "SELECT * FROM events WHERE status = 'dead_letter' ORDER BY id"
         )
-        dead.failures.extend(
-            f"{d['side']}:{d['entity_type']}:{d['entity_id']}: {d['detail']}"
+        # One line per record and cause: each webhook for it is its own event.
+        causes = collections.Counter(
+            (f"{d['side']}:{d['entity_type']}:{d['entity_id']}", str(d["detail"]))
             for d in self.report.dead_letters
+        )
+        dead.failures.extend(
+            f"{entity}: {detail}" + (f" ({n} events)" if n > 1 else "")
+            for (entity, detail), n in causes.items()
         )
         self.report.checks = [agree, listed, unique, counterpart, edits, clashes, dead]
         totals = await self._rows(
