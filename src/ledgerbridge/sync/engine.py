@@ -423,6 +423,22 @@ class _Job:
             link = await self._set_link_id(conn, link, other_side, matches[0])
             return await self._linked_sync(conn, link, side, entity_type)
 
+        if (
+            isinstance(source.canonical, model.Invoice)
+            and source.canonical.status != model.Status.OPEN
+        ):
+            # Voided (or deleted) before we ever saw it open: there is nothing
+            # to carry across (a void invoice has no lines left to send), and
+            # the other system has no counterpart to void. Leave no link, so
+            # the record is judged afresh should it ever come back.
+            await conn.execute(QUERIES["delete_link"], {"link_id": link["id"]})
+            return Outcome(
+                status="noop",
+                detail=f"{source.canonical.status} before it was ever synced; "
+                f"nothing to create in {other_side}",
+                link_id=None,
+            )
+
         created = await self._create(conn, other_side, entity_type, source)
         internal, qbo = (source, created) if side == "internal" else (created, source)
         await self._save_link(

@@ -903,3 +903,18 @@ async def test_person_edit_right_after_our_write_is_not_taken_for_an_echo(stack)
     assert current["due_date"] == "2027-02-01", "the person's edit synced"
     assert current["memo"] == "Ours"
     await assert_ledgers_agree(stack)
+
+
+async def test_invoice_voided_in_qbo_before_it_ever_synced_creates_nothing(stack):
+    await _hold(stack, "qbo")
+    qbo_invoice = await _qbo_create_invoice(stack, "INV-7701")
+    await _qbo_void(stack, qbo_invoice["Id"])
+    await _hold(stack, "qbo", hold=False)
+    await _release(stack, "qbo")
+    await stack.settle()
+
+    assert await _internal_by_number(stack, "INV-7701") == []
+    events = await _entity_events(stack, "qbo", qbo_invoice["Id"])
+    assert events and {e["status"] for e in events} == {"noop"}
+    assert "void before it was ever synced" in events[-1]["detail"]
+    assert await _link(stack, qbo_id=qbo_invoice["Id"]) is None

@@ -29,6 +29,9 @@ VALUES (%(connection_id)s, %(entity_type)s, %(internal_id)s, %(qbo_id)s,
 ON CONFLICT DO NOTHING
 RETURNING *;
 
+-- name: delete_link
+DELETE FROM links WHERE id = %(link_id)s;
+
 -- name: save_link
 UPDATE links
 SET internal_id = %(internal_id)s, qbo_id = %(qbo_id)s,
