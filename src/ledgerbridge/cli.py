@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,9 +13,11 @@ import typer
 from ledgerbridge import logconfig
 from ledgerbridge.settings import Settings
 
+# Tracebacks without local variables: they may hold tokens or whole payloads.
 app = typer.Typer(
     help="Two-way invoice sync between an internal system and QuickBooks Online.",
     no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
 )
 sim_app = typer.Typer(
     help="Run a simulator (QBO or the internal system).", no_args_is_help=True
@@ -37,21 +40,55 @@ def _print(value: Any) -> None:
 
 
 async def _with_services(fn: Any) -> Any:
-    from ledgerbridge import runtime
+    """Run ``fn`` against the configured database, which must be migrated.
 
-    async with runtime.open_services(_settings()) as services:
-        return await fn(services)
+    Without ``DATABASE_URL`` that is the embedded server in the data
+    directory; the command stops it again unless another process (a running
+    demo) uses it too.
+    """
+    from ledgerbridge import runtime
+    from ledgerbridge.db import embedded
+    from ledgerbridge.db import migrate as db_migrate
+
+    settings = _settings()
+    url = runtime.resolve_database_url(settings)
+    try:
+        if db_migrate.current(url) is None:
+            typer.echo(
+                f"No LedgerBridge schema in {_where(settings)}. Run "
+                "`ledgerbridge migrate` (or `ledgerbridge demo`) first, or point "
+                "DATABASE_URL / LEDGERBRIDGE_DATA_DIR at the demo's database.",
+                err=True,
+            )
+            raise typer.Exit(2)
+        async with runtime.open_services(settings, database_url=url) as services:
+            return await fn(services)
+    finally:
+        if settings.database_url is None:
+            embedded.stop(settings.data_dir)
+
+
+def _where(settings: Settings) -> str:
+    if settings.database_url:
+        return "the database at DATABASE_URL"
+    return f"the embedded database under {settings.data_dir}"
 
 
 @app.command()
 def migrate() -> None:
     """Apply the database migrations (embedded PostgreSQL without DATABASE_URL)."""
     from ledgerbridge import runtime
+    from ledgerbridge.db import embedded
     from ledgerbridge.db import migrate as db_migrate
 
-    url = runtime.resolve_database_url(_settings())
-    db_migrate.upgrade(url)
-    typer.echo(f"database at revision {db_migrate.current(url)}")
+    settings = _settings()
+    url = runtime.resolve_database_url(settings)
+    try:
+        db_migrate.upgrade(url)
+        typer.echo(f"database at revision {db_migrate.current(url)}")
+    finally:
+        if settings.database_url is None:
+            embedded.stop(settings.data_dir)
 
 
 @app.command()
@@ -318,4 +355,7 @@ def bench(
 
 
 def main() -> None:
+    # platformdirs warns on every run in containers without XDG_RUNTIME_DIR;
+    # the embedded server falls back to /tmp, which is fine.
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     app()

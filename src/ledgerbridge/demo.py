@@ -245,6 +245,8 @@ def _run(settings: Settings) -> None:
             f"  Internal webhook secret   {settings.internal_webhook_secret}\n"
             f"  Internal API token        {settings.internal_api_token}\n"
             f"  Database                  {_redact(url)}\n"
+            "  CLI beside the demo       ledgerbridge conflicts list  (same\n"
+            "                            LEDGERBRIDGE_DATA_DIR, or DATABASE_URL above)\n"
             + (
                 f"\n  Seeded {seeded} invoices on the internal side; they sync to QBO now.\n"
                 if seeded

@@ -73,6 +73,9 @@ async def open_services(
 ) -> AsyncIterator[Services]:
     """Open the pool, the queue and the HTTP clients; close them on exit."""
     url = database_url or resolve_database_url(settings)
+    # An embedded server this call started is stopped again on the way out
+    # (unless another process, such as a running demo, still uses it).
+    started_embedded = database_url is None and settings.database_url is None
     clock = clock or clock_module.SystemClock()
     pool = db_pool.create_pool(url, max_size=pool_size)
     await pool.open(wait=True)
@@ -105,3 +108,5 @@ async def open_services(
     finally:
         await http.aclose()
         await pool.close()
+        if started_embedded:
+            embedded.stop(settings.data_dir)

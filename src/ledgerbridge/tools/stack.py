@@ -146,7 +146,9 @@ class Stack:
 
 
 @contextlib.contextmanager
-def throwaway_database(admin_url: str, *, prefix: str = "lb_chaos") -> Iterator[str]:
+def throwaway_database(
+    admin_url: str, *, prefix: str = "lb_chaos", migrate_it: bool = True
+) -> Iterator[str]:
     """Create ``<prefix>_<random>`` on ``admin_url``'s server, migrate it, drop it.
 
     Yields the new database's URL. The drop uses ``WITH (FORCE)`` so a
@@ -158,7 +160,8 @@ def throwaway_database(admin_url: str, *, prefix: str = "lb_chaos") -> Iterator[
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
         url = db_pool.with_database(admin, name)
-        migrate.upgrade(url)
+        if migrate_it:
+            migrate.upgrade(url)
         yield url
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
