@@ -126,11 +126,18 @@ def worker(
 
 
 @app.command()
-def reconcile() -> None:
+def reconcile(
+    full: Annotated[
+        bool,
+        typer.Option("--full", help="Compare every record, not just recent changes"),
+    ] = False,
+) -> None:
     """Sweep both systems once for drift and enqueue what is out of step."""
     from ledgerbridge.reconciler import reconciler
 
-    found = asyncio.run(_with_services(lambda s: reconciler.reconcile_all(s)))
+    found = asyncio.run(
+        _with_services(lambda s: reconciler.reconcile_all(s, full=full))
+    )
     typer.echo(f"{found} records enqueued for a refetch")
 
 

@@ -70,6 +70,13 @@ async def reconcile_periodic(context: procrastinate.JobContext, timestamp: int) 
     await reconciler.reconcile_all(services, connection_id=None)
 
 
+async def reconcile_daily(context: procrastinate.JobContext, timestamp: int) -> None:
+    """Once a day: compare every record, beyond change data capture's 30 days."""
+    from ledgerbridge.reconciler import reconciler
+
+    await reconciler.reconcile_all(_services(context), connection_id=None, full=True)
+
+
 def register(app: procrastinate.App, *, periodic: bool = True) -> None:
     """Register the tasks on one app. Each app gets its own task objects:
     procrastinate binds a task to the app that registered it."""
@@ -80,5 +87,7 @@ def register(app: procrastinate.App, *, periodic: bool = True) -> None:
     every_minute = app.task(name="reconcile_periodic", pass_context=True)(
         reconcile_periodic
     )
+    daily = app.task(name="reconcile_daily", pass_context=True)(reconcile_daily)
     if periodic:
         app.periodic(cron="* * * * *", periodic_id="reconcile")(every_minute)
+        app.periodic(cron="17 3 * * *", periodic_id="reconcile_full")(daily)

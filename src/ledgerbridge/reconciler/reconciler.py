@@ -33,7 +33,9 @@ QBO_TYPES = {"Invoice": "invoice", "Customer": "customer", "Item": "item"}
 INTERNAL_TYPES = {"invoices": "invoice", "customers": "customer", "items": "item"}
 
 
-async def reconcile_all(services: Any, *, connection_id: int | None = None) -> int:
+async def reconcile_all(
+    services: Any, *, connection_id: int | None = None, full: bool = False
+) -> int:
     """Sweep every connected company (or one); return how many records drifted."""
     found = await requeue_received(services)
     async with services.pool.connection() as conn:
@@ -43,7 +45,7 @@ async def reconcile_all(services: Any, *, connection_id: int | None = None) -> i
         connections = await cur.fetchall()
     for row in connections:
         try:
-            found += await reconcile_connection(services, int(row["id"]))
+            found += await reconcile_connection(services, int(row["id"]), full=full)
         except errors.TransientError as exc:
             logger.warning(
                 "reconcile postponed: %s",
@@ -84,12 +86,21 @@ async def _cursor(conn: Any, connection_id: int, name: str) -> dt.datetime | Non
     return row["position"] if row else None
 
 
-async def reconcile_connection(services: Any, connection_id: int) -> int:
-    """One sweep of one company: both sides' changes since the stored cursors."""
+async def reconcile_connection(
+    services: Any, connection_id: int, *, full: bool = False
+) -> int:
+    """One sweep of one company: both sides' changes since the stored cursors.
+
+    ``full`` compares every record instead: all of QBO through paged queries
+    (change data capture reaches back only 30 days) and the whole internal
+    listing, against the versions stored on the links.
+    """
     now = services.clock.now()
     async with services.pool.connection() as conn:
         qbo_since = await _cursor(conn, connection_id, "qbo_cdc")
-        internal_since = await _cursor(conn, connection_id, "internal_changed")
+        internal_since = (
+            None if full else await _cursor(conn, connection_id, "internal_changed")
+        )
         cur = await conn.execute(
             QUERIES["link_versions"], {"connection_id": connection_id}
         )
@@ -108,6 +119,12 @@ async def reconcile_connection(services: Any, connection_id: int) -> int:
     )
     qbo = await services.qbo_for(connection_id)
     changed, server_time = await qbo.cdc(list(QBO_TYPES), start)
+    if full:
+        # Deleted records appear only in CDC; everything alive is listed.
+        for name in QBO_TYPES:
+            alive = await qbo.query(f"select * from {name}")
+            deleted = [o for o in changed.get(name, []) if o.get("status") == "Deleted"]
+            changed[name] = alive + deleted
     for name, objects in changed.items():
         entity_type = QBO_TYPES.get(name)
         if entity_type is None:
