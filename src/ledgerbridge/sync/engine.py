@@ -20,7 +20,7 @@ from psycopg.types.json import Jsonb
 
 from ledgerbridge import errors
 from ledgerbridge.db.queries import QUERIES
-from ledgerbridge.sync import codec, hashing, merge, model, sides
+from ledgerbridge.sync import codec, hashing, mapping, merge, model, sides
 
 logger = logging.getLogger(__name__)
 
@@ -645,7 +645,16 @@ class _Job:
                 if merged.status == model.Status.DELETED:
                     await self.internal.delete(entity, current.id)
                     return dataclasses.replace(current, raw=None, canonical=merged)
-                raw = await self.internal.void_invoice(current.id)
+                # A void keeps number, dates and memo: carry their changes
+                # first, while the invoice can still be edited, then void it.
+                raw = current.raw
+                fields = sides.internal_patch(current.canonical, merged)
+                if fields:
+                    raw = await self.internal.update(
+                        entity, current.id, fields, version=int(raw["version"])
+                    )
+                if current.canonical.status != model.Status.VOID:
+                    raw = await self.internal.void_invoice(current.id)
             else:
                 fields = sides.internal_patch(current.canonical, merged)
                 raw = await self.internal.update(
@@ -682,7 +691,22 @@ class _Job:
                 await self.qbo.delete(entity, current.id, token, request_id=key)
                 return dataclasses.replace(current, raw=None, canonical=merged)
             if isinstance(merged, model.Invoice) and merged.status == model.Status.VOID:
-                raw = await self.qbo.void_invoice(current.id, token, request_id=key)
+                # As internally: other fields first, then the void.
+                raw = current.raw
+                body = sides.qbo_update_body(
+                    current.canonical, merged, raw, await self._refs(conn)
+                )
+                if not mapping.is_noop_qbo_update(body):
+                    raw = await self.qbo.update(entity, body, request_id=key)
+                    token = str(raw["SyncToken"])
+                    key = idempotency_key(
+                        self.connection_id,
+                        entity_type,
+                        "merge",
+                        f"{current.id}:{token}",
+                    )
+                if current.canonical.status != model.Status.VOID:
+                    raw = await self.qbo.void_invoice(current.id, token, request_id=key)
             else:
                 if (
                     isinstance(current.canonical, model.Invoice)

@@ -44,7 +44,8 @@ from ledgerbridge.tools.stack import Stack, open_stack
 
 # A person retries a call the system answered with a 5xx or 429 (an injected
 # fault meant for LedgerBridge can hit the person too).
-PERSON_ATTEMPTS = 4
+# Several armed faults can stack up, so a person is patient.
+PERSON_ATTEMPTS = 12
 # LedgerBridge gives up on QBO after this long; a timeout_after_commit fault
 # holds the answer longer, so the create lands and the job still fails.
 CHAOS_HTTP_TIMEOUT_SECONDS = 1.0

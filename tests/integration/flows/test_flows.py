@@ -918,3 +918,20 @@ async def test_invoice_voided_in_qbo_before_it_ever_synced_creates_nothing(stack
     assert events and {e["status"] for e in events} == {"noop"}
     assert "void before it was ever synced" in events[-1]["detail"]
     assert await _link(stack, qbo_id=qbo_invoice["Id"]) is None
+
+
+async def test_void_in_qbo_carries_an_edit_made_just_before_it(stack):
+    invoice, qbo_id = await _linked_invoice(stack, "INV-7801")
+    await _hold(stack, "qbo")
+    await factories.qbo_sparse_update(
+        stack, qbo_id, {"CustomerMemo": {"value": "Void: duplicate"}}
+    )
+    await _qbo_void(stack, qbo_id)
+    await _hold(stack, "qbo", hold=False)
+    await _release(stack, "qbo")
+    await stack.settle()
+
+    current = await _internal_get(stack, invoice["id"])
+    assert current["status"] == "void"
+    assert current["memo"] == "Void: duplicate"
+    await assert_ledgers_agree(stack)
