@@ -653,7 +653,7 @@ class _Job:
                     raw = await self.internal.update(
                         entity, current.id, fields, version=int(raw["version"])
                     )
-                if current.canonical.status != model.Status.VOID:
+                if getattr(current.canonical, "status", None) != model.Status.VOID:
                     raw = await self.internal.void_invoice(current.id)
             else:
                 fields = sides.internal_patch(current.canonical, merged)
@@ -705,7 +705,7 @@ class _Job:
                         "merge",
                         f"{current.id}:{token}",
                     )
-                if current.canonical.status != model.Status.VOID:
+                if getattr(current.canonical, "status", None) != model.Status.VOID:
                     raw = await self.qbo.void_invoice(current.id, token, request_id=key)
             else:
                 if (
