@@ -29,4 +29,7 @@ async def run(
             install_signal_handlers=install_signal_handlers,
             name="ledgerbridge",
             fetch_job_polling_interval=1.0,
+            # The event log keeps the history; finished jobs would only grow
+            # the queue's table. Failed ones stay, as dead letters.
+            delete_jobs="successful",
         )
