@@ -231,7 +231,12 @@ SELECT id, realm_id, status, access_token_enc, refresh_token_enc,
 FROM connections WHERE id = %(id)s
 """
 
-lock_connection: LiteralString = select_connection + " FOR UPDATE"
+# NO KEY UPDATE, not UPDATE: a sync job's transaction that has inserted a row
+# referencing this connection (a claimed link) holds FOR KEY SHARE on it while
+# it calls QBO. FOR UPDATE would wait for that very transaction, so a refresh
+# started by the job blocked on itself until lock_timeout and never reached
+# Intuit. NO KEY UPDATE still serialises refreshers against each other.
+lock_connection: LiteralString = select_connection + " FOR NO KEY UPDATE"
 
 store_tokens: LiteralString = """
 UPDATE connections
