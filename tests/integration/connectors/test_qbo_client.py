@@ -448,9 +448,11 @@ async def _shared_budget(db_url, pool, fernet, clock, sim_url, control):
                     manager,
                     connection_id,
                     base_url=sim_url,
-                    # The simulator's own limit: both count a sliding second.
+                    # Both count a sliding second; the budget keeps headroom
+                    # under the simulator's 8/s because a request is stamped
+                    # when granted but counted by QBO when it arrives.
                     rate_limiter=PgRateLimiter(
-                        p, clock, per_second=8, per_minute=100, sleep=sleep
+                        p, clock, per_second=6, per_minute=100, sleep=sleep
                     ),
                 )
                 for p in pools
@@ -464,7 +466,7 @@ async def _shared_budget(db_url, pool, fernet, clock, sim_url, control):
         assert len(first + second) == 16
         statuses = [e["status"] for e in await sim_requests(control, "read")]
         assert statuses == [200] * 16
-        # 16 requests at 8 per sliding second shared by both workers.
+        # 16 requests at 6 per sliding second shared by both workers.
         assert clock.now() - T0 >= dt.timedelta(seconds=1)
         assert sleeps
 
