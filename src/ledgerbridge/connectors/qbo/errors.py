@@ -284,29 +284,18 @@ def map_qbo_errors(*, realm_id: str, action: str) -> Iterator[None]:
             },
         )
         raise error from exc
-    except httpx.TimeoutException as exc:
-        logger.info(
-            "qbo %s timed out",
-            action,
-            extra={"action": action, "realm_id": realm_id, "intuit_tid": None},
-        )
-        raise errors.QboTransientError(
-            f"QBO {action}: timed out ({type(exc).__name__})",
-            realm_id=realm_id,
-            action=action,
-            intuit_tid=None,
-            status_code=None,
-            code=None,
-            element=None,
-        ) from exc
     except httpx.RequestError as exc:
+        # Timed out or never reached QBO: either way the request may still
+        # land (writes carry requestid), so it is worth another try.
+        what = "timed out" if isinstance(exc, httpx.TimeoutException) else "unreachable"
         logger.info(
-            "qbo %s unreachable",
+            "qbo %s %s",
             action,
+            what,
             extra={"action": action, "realm_id": realm_id, "intuit_tid": None},
         )
         raise errors.QboTransientError(
-            f"QBO {action}: {type(exc).__name__}",
+            f"QBO {action}: {what} ({type(exc).__name__})",
             realm_id=realm_id,
             action=action,
             intuit_tid=None,

@@ -82,3 +82,7 @@ ORDER BY e.connection_id, e.side, e.entity_type, e.entity_id, e.id DESC;
 
 -- name: event_counts
 SELECT status, count(*) AS n FROM events GROUP BY status;
+
+-- name: list_connections
+SELECT id, realm_id, name, status, last_error, access_expires_at, updated_at
+FROM connections ORDER BY id;

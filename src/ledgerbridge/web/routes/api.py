@@ -6,8 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Body, HTTPException, Request
 
-from ledgerbridge.db.queries import QUERIES
-from ledgerbridge.web import actions
+from ledgerbridge.web import actions, reads
 
 router = APIRouter(prefix="/api")
 
@@ -17,10 +16,7 @@ def _services(request: Request) -> Any:
 
 
 async def _all(request: Request, query: str, **params: Any) -> list[dict[str, Any]]:
-    async with _services(request).pool.connection() as conn:
-        cur = await conn.execute(QUERIES[query], params)
-        rows: list[dict[str, Any]] = await cur.fetchall()
-    return rows
+    return await reads.rows(_services(request), query, **params)
 
 
 async def _one(
@@ -69,16 +65,9 @@ async def list_links(
 
 @router.get("/links/{link_id}")
 async def get_link(request: Request, link_id: int) -> dict[str, Any]:
-    link = await _one(request, "get_link", "link", link_id=link_id)
-    link["events"] = await _all(
-        request,
-        "link_events",
-        link_id=link_id,
-        connection_id=link["connection_id"],
-        entity_type=link["entity_type"],
-        internal_id=link["internal_id"],
-        qbo_id=link["qbo_id"],
-    )
+    link = await reads.link_with_events(_services(request), link_id)
+    if link is None:
+        raise HTTPException(404, "no such link")
     return link
 
 
@@ -128,10 +117,4 @@ async def replay_dead_letter(request: Request, event_id: int) -> dict[str, Any]:
 
 @router.get("/connections")
 async def list_connections(request: Request) -> list[dict[str, Any]]:
-    async with _services(request).pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT id, realm_id, name, status, last_error, access_expires_at, updated_at"
-            " FROM connections ORDER BY id"
-        )
-        rows: list[dict[str, Any]] = await cur.fetchall()
-    return rows
+    return await reads.connections(_services(request))

@@ -8,27 +8,14 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from ledgerbridge.db.queries import QUERIES
-from ledgerbridge.web import actions
+from ledgerbridge.web import actions, reads
 from ledgerbridge.web.routes._templates import templates
 
 router = APIRouter(include_in_schema=False)
 
 
 async def _rows(request: Request, query: str, **params: Any) -> list[dict[str, Any]]:
-    async with request.app.state.services.pool.connection() as conn:
-        cur = await conn.execute(QUERIES[query], params)
-        rows: list[dict[str, Any]] = await cur.fetchall()
-    return rows
-
-
-async def _connections(request: Request) -> list[dict[str, Any]]:
-    async with request.app.state.services.pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT id, realm_id, name, status, last_error FROM connections ORDER BY id"
-        )
-        rows: list[dict[str, Any]] = await cur.fetchall()
-    return rows
+    return await reads.rows(request.app.state.services, query, **params)
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -41,7 +28,7 @@ async def overview(request: Request) -> HTMLResponse:
         "links": await _rows(request, "list_links", entity_type="invoice", limit=100),
         "conflicts": await _rows(request, "list_conflicts", status="open", limit=100),
         "dead_letters": await _rows(request, "dead_letters"),
-        "connections": await _connections(request),
+        "connections": await reads.connections(request.app.state.services),
         "counts": counts,
     }
     return templates.TemplateResponse(request, "overview.html", context)
@@ -49,19 +36,10 @@ async def overview(request: Request) -> HTMLResponse:
 
 @router.get("/links/{link_id}", response_class=HTMLResponse)
 async def link_timeline(request: Request, link_id: int) -> HTMLResponse:
-    links = await _rows(request, "get_link", link_id=link_id)
-    if not links:
+    link = await reads.link_with_events(request.app.state.services, link_id)
+    if link is None:
         raise HTTPException(404, "no such link")
-    link = links[0]
-    events = await _rows(
-        request,
-        "link_events",
-        link_id=link_id,
-        connection_id=link["connection_id"],
-        entity_type=link["entity_type"],
-        internal_id=link["internal_id"],
-        qbo_id=link["qbo_id"],
-    )
+    events = link["events"]
     base = json.dumps(link["base"], indent=2, sort_keys=True) if link["base"] else ""
     return templates.TemplateResponse(
         request, "link.html", {"link": link, "events": events, "base": base}
