@@ -949,7 +949,7 @@ def test_discovery_names_own_endpoints(http: httpx.Client) -> None:
     base = str(http.base_url).rstrip("/")
     assert config["token_endpoint"] == base + "/oauth2/v1/tokens/bearer"
     assert config["revocation_endpoint"] == base + "/oauth2/v1/tokens/revoke"
-    assert config["authorization_endpoint"] == base + "/connect"
+    assert config["authorization_endpoint"] == base + "/connect/oauth2"
     assert config["issuer"] == base
 
 
@@ -1257,3 +1257,29 @@ def test_reset_restores_the_start_state(qbo: Qbo, http: httpx.Client) -> None:
         ]
         == 0
     )
+
+
+def test_discovery_endpoints_all_answer():
+    with serve_in_thread(create_app(SimConfig(seed=7))) as base:
+        with httpx.Client(base_url=base) as http:
+            config = http.get("/.well-known/openid_sandbox_configuration").json()
+            realm = http.get("/_sim/realms").json()[0]["realm_id"]
+            token = http.post("/_sim/tokens", json={"realm_id": realm}).json()
+            consent = http.get(
+                config["authorization_endpoint"],
+                params={
+                    "client_id": "demo-client-id",
+                    "response_type": "code",
+                    "redirect_uri": "http://127.0.0.1/cb",
+                    "scope": "openid",
+                    "state": "s",
+                },
+            )
+            assert consent.status_code == 200
+            assert http.get(config["jwks_uri"]).json() == {"keys": []}
+            info = http.get(
+                config["userinfo_endpoint"],
+                headers={"Authorization": f"Bearer {token['access_token']}"},
+            )
+            assert info.status_code == 200 and info.json()["sub"]
+            assert http.get(config["userinfo_endpoint"]).status_code == 401

@@ -19,6 +19,8 @@ from .sim import Simulator, TokenError
 TOKEN_PATH = "/oauth2/v1/tokens/bearer"
 REVOKE_PATH = "/oauth2/v1/tokens/revoke"
 CONNECT_PATH = "/connect"
+USERINFO_PATH = "/v1/openid_connect/userinfo"
+JWKS_PATH = "/oauth2/v1/keys"
 SCOPES = (
     "com.intuit.quickbooks.accounting",
     "com.intuit.quickbooks.payment",
@@ -147,6 +149,26 @@ def build_router(sim: Simulator) -> APIRouter:
         sim.log_request(entry)
         return response
 
+    @router.get(USERINFO_PATH)
+    async def userinfo(request: Request) -> Response:
+        header = request.headers.get("authorization", "")
+        token = header[7:] if header.lower().startswith("bearer ") else None
+        realm_id, why = sim.check_access(token)
+        if realm_id is None:
+            return _oauth_error("invalid_token", 401, why)
+        body = {
+            "sub": f"sim-user-{realm_id}",
+            "email": "owner@example.com",
+            "emailVerified": True,
+            "givenName": "Sandbox",
+            "familyName": "Owner",
+        }
+        return Response(wire.dumps(body), media_type="application/json")
+
+    @router.get(JWKS_PATH)
+    async def jwks() -> Response:
+        return Response(wire.dumps({"keys": []}), media_type="application/json")
+
     @router.get(CONNECT_PATH)
     @router.get("/connect/oauth2")
     async def connect(request: Request) -> Response:
@@ -182,13 +204,17 @@ def build_router(sim: Simulator) -> APIRouter:
         base = str(request.base_url).rstrip("/")
         body = {
             "issuer": base,
-            "authorization_endpoint": base + CONNECT_PATH,
+            # Intuit's consent page lives at /connect/oauth2; the form on it
+            # posts back to /connect.
+            "authorization_endpoint": base + CONNECT_PATH + "/oauth2",
             "token_endpoint": base + TOKEN_PATH,
-            "userinfo_endpoint": base + "/v1/openid_connect/userinfo",
             "revocation_endpoint": base + REVOKE_PATH,
-            "jwks_uri": base + "/oauth2/v1/keys",
+            "userinfo_endpoint": base + USERINFO_PATH,
+            "jwks_uri": base + JWKS_PATH,
             "response_types_supported": ["code"],
             "subject_types_supported": ["public"],
+            # TODO(sim-openid): no id_token is issued and the key set is empty,
+            # so clients that verify an ID token cannot run against the sim.
             "id_token_signing_alg_values_supported": ["RS256"],
             "scopes_supported": list(SCOPES),
             "token_endpoint_auth_methods_supported": ["client_secret_basic"],
