@@ -1260,26 +1260,28 @@ def test_reset_restores_the_start_state(qbo: Qbo, http: httpx.Client) -> None:
 
 
 def test_discovery_endpoints_all_answer():
-    with serve_in_thread(create_app(SimConfig(seed=7))) as base:
-        with httpx.Client(base_url=base) as http:
-            config = http.get("/.well-known/openid_sandbox_configuration").json()
-            realm = http.get("/_sim/realms").json()[0]["realm_id"]
-            token = http.post("/_sim/tokens", json={"realm_id": realm}).json()
-            consent = http.get(
-                config["authorization_endpoint"],
-                params={
-                    "client_id": "demo-client-id",
-                    "response_type": "code",
-                    "redirect_uri": "http://127.0.0.1/cb",
-                    "scope": "openid",
-                    "state": "s",
-                },
-            )
-            assert consent.status_code == 200
-            assert http.get(config["jwks_uri"]).json() == {"keys": []}
-            info = http.get(
-                config["userinfo_endpoint"],
-                headers={"Authorization": f"Bearer {token['access_token']}"},
-            )
-            assert info.status_code == 200 and info.json()["sub"]
-            assert http.get(config["userinfo_endpoint"]).status_code == 401
+    with (
+        serve_in_thread(create_app(SimConfig(seed=7))) as base,
+        httpx.Client(base_url=base) as http,
+    ):
+        config = http.get("/.well-known/openid_sandbox_configuration").json()
+        realm = http.get("/_sim/realms").json()[0]["realm_id"]
+        token = http.post("/_sim/tokens", json={"realm_id": realm}).json()
+        consent = http.get(
+            config["authorization_endpoint"],
+            params={
+                "client_id": "demo-client-id",
+                "response_type": "code",
+                "redirect_uri": "http://127.0.0.1/cb",
+                "scope": "openid",
+                "state": "s",
+            },
+        )
+        assert consent.status_code == 200
+        assert http.get(config["jwks_uri"]).json() == {"keys": []}
+        info = http.get(
+            config["userinfo_endpoint"],
+            headers={"Authorization": f"Bearer {token['access_token']}"},
+        )
+        assert info.status_code == 200 and info.json()["sub"]
+        assert http.get(config["userinfo_endpoint"]).status_code == 401
