@@ -14,6 +14,47 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter()
 
+# Real deliveries are a few kilobytes; anything this large is refused before
+# it is read whole; the delivery log notes the refusal without the body.
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class _TooLarge(errors.IngestError):
+    """The webhook body is larger than any real delivery."""
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise _TooLarge(f"body of {declared} bytes exceeds {MAX_BODY_BYTES}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _TooLarge(f"body exceeds {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _too_large(request: Request, source: str, exc: _TooLarge) -> JSONResponse:
+    services = request.app.state.services
+    await store.record_delivery(
+        services.pool,
+        source=source,
+        signature_ok=False,
+        status_code=413,
+        error=str(exc),
+        headers=store.kept_headers(request.headers),
+        body=b"",
+    )
+    logger.warning(
+        "webhook refused: %s",
+        exc,
+        extra={"action": "webhook_refused", "source": source, "status": 413},
+    )
+    return JSONResponse({"error": str(exc)}, status_code=413)
+
 
 async def _refuse(
     request: Request, source: str, body: bytes, exc: errors.IngestError
@@ -41,7 +82,10 @@ async def _refuse(
 async def qbo_webhook(request: Request) -> JSONResponse:
     """A QBO notification (legacy or CloudEvents), signed with intuit-signature."""
     services = request.app.state.services
-    body = await request.body()
+    try:
+        body = await _read_body(request)
+    except _TooLarge as exc:
+        return await _too_large(request, "qbo", exc)
     try:
         signature.verify_qbo(
             services.settings.qbo_verifier_token,
@@ -58,7 +102,10 @@ async def qbo_webhook(request: Request) -> JSONResponse:
 async def internal_webhook(request: Request) -> JSONResponse:
     """An internal-system event, signed with X-Signature (timestamped)."""
     services = request.app.state.services
-    body = await request.body()
+    try:
+        body = await _read_body(request)
+    except _TooLarge as exc:
+        return await _too_large(request, "internal", exc)
     try:
         signature.verify_internal(
             services.settings.internal_webhook_secret,

@@ -166,3 +166,11 @@ async def test_webhook_half_payload_still_triggers_a_refetch(stack):
     await stack.settle()
 
     assert len(await stack.qbo_invoice_by_number("INV-HALF")) == 1
+
+
+async def test_webhook_oversized_body_is_413_and_logged(stack):
+    body = b'{"id": "evt_big", "pad": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    resp = await _post_internal(stack, body)
+    assert resp.status_code == 413
+    deliveries = await _deliveries(stack)
+    assert [(d["status_code"], d["body"]) for d in deliveries] == [(413, "")]
