@@ -183,6 +183,10 @@ def _run(settings: Settings) -> None:
     data = settings.data_dir
     data.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "DATABASE_URL": url, "LEDGERBRIDGE_DEMO_PANEL": "1"}
+    # The dashboard shows every sync as it happens; the terminal keeps the
+    # banner readable and shows only problems (LEDGERBRIDGE_LOG_LEVEL=INFO
+    # brings every line back).
+    env.setdefault("LEDGERBRIDGE_LOG_LEVEL", "WARNING")
     public = settings.public_url.rstrip("/")
 
     with _processes() as procs:
