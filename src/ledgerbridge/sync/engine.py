@@ -292,6 +292,9 @@ class _Job:
         )
 
     async def _refs(self, conn: Any) -> sides.RefMaps:
+        # TODO(scale): loads every customer and item link of the connection,
+        # up to three times a pass; a company with tens of thousands of
+        # customers wants a lookup of just the ids the invoice names.
         cur = await conn.execute(
             QUERIES["reference_links"], {"connection_id": self.connection_id}
         )
