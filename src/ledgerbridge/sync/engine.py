@@ -382,31 +382,41 @@ class _Job:
         await self._map(conn, source, entity_type, None)
         assert source.canonical is not None
         key = sides.natural_key(source.canonical)
-        ids = {"internal_id": None, "qbo_id": None, f"{side}_id": source.id}
+        number = {
+            "connection_id": self.connection_id,
+            "entity_type": entity_type,
+            "natural_key": key,
+        }
+        # Claim the number for this transaction. A concurrent job for the same
+        # record seen from the other side waits here until this one commits,
+        # then finds the finished link instead of creating a twin.
+        cur = await conn.execute(QUERIES["claim_number"], number)
+        if await cur.fetchone() is None:
+            raise errors.StaleWrite(f"the number {key!r} is being synced elsewhere")
+        outcome = await self._first_sync_claimed(conn, side, entity_type, source, key)
+        await conn.execute(QUERIES["release_number"], number)
+        return outcome
+
+    async def _first_sync_claimed(
+        self, conn: Any, side: str, entity_type: str, source: State, key: str
+    ) -> Outcome:
+        assert source.canonical is not None
         cur = await conn.execute(
-            QUERIES["claim_link"],
+            QUERIES["lock_link_by_natural_key"],
             {
                 "connection_id": self.connection_id,
                 "entity_type": entity_type,
                 "natural_key": key,
-                **ids,
             },
         )
-        link = await cur.fetchone()
-        if link is None:
-            # Another record already holds this number: the same record seen
-            # from the other side (adopt it), or a real duplicate (refuse).
-            cur = await conn.execute(
-                QUERIES["lock_link_by_natural_key"],
-                {
-                    "connection_id": self.connection_id,
-                    "entity_type": entity_type,
-                    "natural_key": key,
-                },
-            )
-            link = await cur.fetchone()
-            if link is None:
-                raise errors.StaleWrite("the link holding this number vanished")
+        holders = await cur.fetchall()
+        if len(holders) > 1:
+            # Two pairs hold one number only while numbers are being swapped.
+            raise errors.StaleWrite(f"{len(holders)} pairs hold {key!r} right now")
+        if holders:
+            # A pair already holds this number: the same record seen from the
+            # other side (adopt it), or a real duplicate (refuse).
+            link = holders[0]
             if link[f"{side}_id"] not in (None, source.id):
                 raise errors.PermanentError(
                     f"two {side} {entity_type} records share the number {key!r} "
@@ -423,7 +433,12 @@ class _Job:
                 "cannot tell which one to link"
             )
         if matches:
-            link = await self._set_link_id(conn, link, other_side, matches[0])
+            link = await self._insert_link(
+                conn,
+                entity_type,
+                key,
+                **{f"{side}_id": source.id, f"{other_side}_id": matches[0]},
+            )
             return await self._linked_sync(conn, link, side, entity_type)
 
         if (
@@ -434,7 +449,6 @@ class _Job:
             # to carry across (a void invoice has no lines left to send), and
             # the other system has no counterpart to void. Leave no link, so
             # the record is judged afresh should it ever come back.
-            await conn.execute(QUERIES["delete_link"], {"link_id": link["id"]})
             return Outcome(
                 status="noop",
                 detail=f"{source.canonical.status} before it was ever synced; "
@@ -442,6 +456,9 @@ class _Job:
                 link_id=None,
             )
 
+        link = await self._insert_link(
+            conn, entity_type, key, **{f"{side}_id": source.id}
+        )
         created = await self._create(conn, other_side, entity_type, source)
         internal, qbo = (source, created) if side == "internal" else (created, source)
         await self._save_link(
@@ -452,6 +469,28 @@ class _Job:
             detail=f"created in {other_side} as {created.id}",
             link_id=link["id"],
         )
+
+    async def _insert_link(
+        self,
+        conn: Any,
+        entity_type: str,
+        key: str,
+        *,
+        internal_id: str | None = None,
+        qbo_id: str | None = None,
+    ) -> dict[str, Any]:
+        cur = await conn.execute(
+            QUERIES["insert_link"],
+            {
+                "connection_id": self.connection_id,
+                "entity_type": entity_type,
+                "natural_key": key,
+                "internal_id": internal_id,
+                "qbo_id": qbo_id,
+            },
+        )
+        row: dict[str, Any] = await cur.fetchone()
+        return row
 
     async def _set_link_id(
         self, conn: Any, link: dict[str, Any], side: str, entity_id: str

@@ -935,3 +935,41 @@ async def test_void_in_qbo_carries_an_edit_made_just_before_it(stack):
     assert current["status"] == "void"
     assert current["memo"] == "Void: duplicate"
     await assert_ledgers_agree(stack)
+
+
+async def test_two_invoices_swapping_numbers_keep_syncing(stack):
+    a, a_qbo = await _linked_invoice(stack, "SW-A")
+    b, b_qbo = await _linked_invoice(stack, "SW-B")
+
+    await factories.internal_patch(stack, a["id"], {"number": "SW-TMP"})
+    await factories.internal_patch(stack, b["id"], {"number": "SW-A"})
+    await factories.internal_patch(stack, a["id"], {"number": "SW-B"})
+    await stack.settle()
+    assert (await _qbo_get(stack, a_qbo))["DocNumber"] == "SW-B"
+    assert (await _qbo_get(stack, b_qbo))["DocNumber"] == "SW-A"
+
+    # Later edits still cross in both directions.
+    await factories.internal_patch(stack, a["id"], {"memo": "after the swap"})
+    await factories.qbo_sparse_update(
+        stack, b_qbo, {"CustomerMemo": {"value": "qbo after"}}
+    )
+    await stack.settle()
+    assert (await _qbo_get(stack, a_qbo))["CustomerMemo"]["value"] == "after the swap"
+    assert (await _internal_get(stack, b["id"]))["memo"] == "qbo after"
+    assert (await _link(stack, internal_id=a["id"]))["natural_key"] == "SW-B"
+    await assert_ledgers_agree(stack)
+
+
+async def test_number_of_a_deleted_invoice_can_be_used_again(stack):
+    old, old_qbo = await _linked_invoice(stack, "REUSE-1")
+    resp = await stack.internal.delete(f"/api/invoices/{old['id']}")
+    resp.raise_for_status()
+    await stack.settle()
+
+    fresh = await factories.internal_invoice(stack, number="REUSE-1")
+    await stack.settle()
+
+    found = await stack.qbo_invoice_by_number("REUSE-1")
+    assert len(found) == 1 and found[0]["Id"] != old_qbo
+    assert (await _link(stack, internal_id=fresh["id"]))["qbo_id"] == found[0]["Id"]
+    await assert_ledgers_agree(stack)

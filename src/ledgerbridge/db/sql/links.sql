@@ -11,26 +11,33 @@ WHERE connection_id = %(connection_id)s AND entity_type = %(entity_type)s
 FOR UPDATE;
 
 -- name: lock_link_by_natural_key
+-- A deleted pair no longer holds its number: it may be used again.
 SELECT * FROM links
 WHERE connection_id = %(connection_id)s AND entity_type = %(entity_type)s
-  AND natural_key = %(natural_key)s
+  AND natural_key = %(natural_key)s AND state <> 'deleted'
+ORDER BY id
 FOR UPDATE;
+
+-- name: claim_number
+-- Waits while another job's transaction holds the same claim.
+INSERT INTO link_claims (connection_id, entity_type, natural_key)
+VALUES (%(connection_id)s, %(entity_type)s, %(natural_key)s)
+ON CONFLICT DO NOTHING
+RETURNING natural_key;
+
+-- name: release_number
+DELETE FROM link_claims
+WHERE connection_id = %(connection_id)s AND entity_type = %(entity_type)s
+  AND natural_key = %(natural_key)s;
 
 -- name: lock_link
 SELECT * FROM links WHERE id = %(link_id)s FOR UPDATE;
 
--- name: claim_link
--- Claim the natural key inside the job's transaction. A concurrent job for the
--- same record (seen from the other side) blocks here until this transaction
--- ends, then finds the finished link instead of creating a twin.
+-- name: insert_link
 INSERT INTO links (connection_id, entity_type, internal_id, qbo_id, natural_key)
 VALUES (%(connection_id)s, %(entity_type)s, %(internal_id)s, %(qbo_id)s,
         %(natural_key)s)
-ON CONFLICT DO NOTHING
 RETURNING *;
-
--- name: delete_link
-DELETE FROM links WHERE id = %(link_id)s;
 
 -- name: save_link
 UPDATE links
