@@ -652,15 +652,24 @@ class _Job:
         qbo: State,
     ) -> Outcome:
         wrote: list[str] = []
-        if internal.canonical != merged:
-            internal = await self._write_internal(conn, internal, merged)
-            wrote.append("internal")
-        if qbo.canonical != merged:
-            qbo = await self._write_qbo(conn, qbo, merged, internal)
-            wrote.append("qbo")
         deleted = (
             isinstance(merged, model.Invoice) and merged.status == model.Status.DELETED
         )
+        for state in (internal, qbo):
+            if state.raw is None and not deleted:
+                # A merge or a person's resolution keeps a record the other
+                # side deleted; a deleted record cannot be brought back.
+                raise errors.PermanentError(
+                    f"{state.side} {sides.type_of(merged)} {state.id} was deleted and "
+                    "cannot be restored; recreate it there or resolve for the delete"
+                )
+        # Nothing is written to a side whose record is already gone.
+        if internal.canonical != merged and internal.raw is not None:
+            internal = await self._write_internal(conn, internal, merged)
+            wrote.append("internal")
+        if qbo.canonical != merged and qbo.raw is not None:
+            qbo = await self._write_qbo(conn, qbo, merged, internal)
+            wrote.append("qbo")
         await self._save_link(
             conn,
             link,
@@ -830,17 +839,41 @@ class _Job:
         )
         conflict = await cur.fetchone()
         if conflict is not None and conflict["resolution"] is not None:
-            # The three states share one entity type; the constrained TypeVar
-            # of resolve cannot see that through the Entity union.
-            resolved: model.Entity = merge.resolve(
-                cast(Any, base),
-                internal.canonical,
-                qbo.canonical,
-                sides.choices_from_json(
-                    sides.MODEL[link["entity_type"]], conflict["resolution"]
-                ),
-                source="internal",
-            )
+            try:
+                # The three states share one entity type; the constrained
+                # TypeVar of resolve cannot see that through the Entity union.
+                resolved: model.Entity = merge.resolve(
+                    cast(Any, base),
+                    internal.canonical,
+                    qbo.canonical,
+                    sides.choices_from_json(
+                        sides.MODEL[link["entity_type"]], conflict["resolution"]
+                    ),
+                    source="internal",
+                )
+            except ValueError as exc:
+                # Both sides changed another field after the person chose:
+                # the choice no longer covers the conflict. Ask again.
+                result = _merge(base, internal.canonical, qbo.canonical)
+                await conn.execute(
+                    QUERIES["reopen_conflict"],
+                    {
+                        "conflict_id": conflict["id"],
+                        "fields": Jsonb(
+                            self._conflict_fields(
+                                type(internal.canonical), result.conflicts
+                            )
+                        ),
+                        "internal_state": Jsonb(codec.to_json(internal.canonical)),
+                        "qbo_state": Jsonb(codec.to_json(qbo.canonical)),
+                    },
+                )
+                return Outcome(
+                    status="held",
+                    detail=f"conflict {conflict['id']} changed after it was resolved "
+                    f"({exc}); choose again",
+                    link_id=link["id"],
+                )
             outcome = await self._apply(conn, link, resolved, internal, qbo)
             await conn.execute(
                 QUERIES["close_conflict"], {"conflict_id": conflict["id"]}

@@ -973,3 +973,66 @@ async def test_number_of_a_deleted_invoice_can_be_used_again(stack):
     assert len(found) == 1 and found[0]["Id"] != old_qbo
     assert (await _link(stack, internal_id=fresh["id"]))["qbo_id"] == found[0]["Id"]
     await assert_ledgers_agree(stack)
+
+
+async def _memo_conflict(stack, number):
+    invoice, qbo_id = await _linked_invoice(stack, number)
+    await factories.internal_patch(stack, invoice["id"], {"memo": "internal says"})
+    await factories.qbo_sparse_update(
+        stack, qbo_id, {"CustomerMemo": {"value": "qbo says"}}
+    )
+    await stack.settle()
+    link = await _link(stack, internal_id=invoice["id"])
+    return invoice, qbo_id, link, await _open_conflict(stack, link["id"])
+
+
+async def test_conflict_then_internal_delete_resolved_for_the_delete(stack):
+    invoice, qbo_id, link, _ = await _memo_conflict(stack, "CD-1")
+    resp = await stack.internal.delete(f"/api/invoices/{invoice['id']}")
+    resp.raise_for_status()
+    await stack.settle()
+    conflict = await _open_conflict(stack, link["id"])
+    fields = {f["field"] for f in conflict["fields"]}
+    assert "status" in fields
+
+    await actions.resolve_conflict(
+        stack.services,
+        conflict["id"],
+        {field: "internal" for field in fields},
+        resolved_by="test",
+    )
+    await stack.settle()
+
+    assert await stack.qbo_invoice_by_number("CD-1") == [], "QBO follows the delete"
+    rows = await _rows(
+        stack, "SELECT status FROM conflicts WHERE id = %(c)s", {"c": conflict["id"]}
+    )
+    assert rows[0]["status"] == "resolved"
+    assert (await _link(stack, internal_id=invoice["id"]))["state"] == "deleted"
+
+
+async def test_new_conflict_after_a_resolution_was_chosen_asks_again(stack):
+    invoice, qbo_id, link, conflict = await _memo_conflict(stack, "CD-2")
+    await actions.resolve_conflict(
+        stack.services, conflict["id"], {"memo": "qbo"}, resolved_by="first"
+    )
+    # Before the worker applies it, both sides change the due date differently.
+    await factories.internal_patch(stack, invoice["id"], {"due_date": "2027-05-01"})
+    await factories.qbo_sparse_update(stack, qbo_id, {"DueDate": "2027-06-01"})
+    await stack.settle()
+
+    reopened = await _open_conflict(stack, link["id"])
+    assert reopened["resolution"] is None
+    assert "due_date" in {f["field"] for f in reopened["fields"]}
+    assert (await _internal_get(stack, invoice["id"]))["memo"] == "internal says"
+
+    await actions.resolve_conflict(
+        stack.services,
+        reopened["id"],
+        {f["field"]: "qbo" for f in reopened["fields"]},
+        resolved_by="second",
+    )
+    await stack.settle()
+    current = await _internal_get(stack, invoice["id"])
+    assert (current["memo"], current["due_date"]) == ("qbo says", "2027-06-01")
+    await assert_ledgers_agree(stack)

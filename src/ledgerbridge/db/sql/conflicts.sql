@@ -15,6 +15,14 @@ SET fields = %(fields)s, internal_state = %(internal_state)s,
     qbo_state = %(qbo_state)s, events_held = events_held + 1, updated_at = now()
 WHERE id = %(conflict_id)s;
 
+-- name: reopen_conflict
+-- New conflicting changes arrived after a person chose: the choice is void.
+UPDATE conflicts
+SET fields = %(fields)s, internal_state = %(internal_state)s,
+    qbo_state = %(qbo_state)s, resolution = NULL, resolved_by = NULL,
+    events_held = events_held + 1, updated_at = now()
+WHERE id = %(conflict_id)s;
+
 -- name: request_resolution
 -- A person's choices; the worker applies them and closes the conflict.
 UPDATE conflicts
