@@ -987,7 +987,7 @@ async def _memo_conflict(stack, number):
 
 
 async def test_conflict_then_internal_delete_resolved_for_the_delete(stack):
-    invoice, qbo_id, link, _ = await _memo_conflict(stack, "CD-1")
+    invoice, _qbo_id, link, _ = await _memo_conflict(stack, "CD-1")
     resp = await stack.internal.delete(f"/api/invoices/{invoice['id']}")
     resp.raise_for_status()
     await stack.settle()
