@@ -51,8 +51,27 @@ def _parse_time(value: Any) -> dt.datetime | None:
 def _load(body: bytes) -> Any:
     try:
         return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers bad JSON, bad UTF-8 and integers too long to read.
         raise errors.MalformedPayload(f"body is not JSON: {exc}") from exc
+
+
+MAX_ID_CHARS = 128
+
+
+def _id(value: Any, what: str) -> str:
+    """An identifier from a payload: a short printable string, or refused."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_ID_CHARS:
+        raise errors.MalformedPayload(f"{what} is not a short string")
+    if not value.isprintable() or any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+        raise errors.MalformedPayload(f"{what} holds control or invalid characters")
+    return value
+
+
+def _optional_id(value: Any, what: str) -> str | None:
+    return None if value is None else _id(value, what)
 
 
 def parse_qbo(body: bytes) -> tuple[list[Signal], int]:
@@ -82,17 +101,16 @@ def _parse_qbo_legacy(notifications: Any) -> tuple[list[Signal], int]:
     for note in notifications:
         if not isinstance(note, dict):
             raise errors.MalformedPayload("an eventNotification is not an object")
-        realm = note.get("realmId")
-        entities = (note.get("dataChangeEvent") or {}).get("entities")
-        if not isinstance(realm, str) or not isinstance(entities, list):
-            raise errors.MalformedPayload("eventNotification without realmId/entities")
+        change = note.get("dataChangeEvent")
+        entities = change.get("entities") if isinstance(change, dict) else None
+        if not isinstance(entities, list):
+            raise errors.MalformedPayload("eventNotification without entities")
+        realm = _id(note.get("realmId"), "realmId")
         for entity in entities:
             if not isinstance(entity, dict):
                 raise errors.MalformedPayload("an entity entry is not an object")
             name = str(entity.get("name", "")).lower()
-            entity_id = entity.get("id")
-            if not isinstance(entity_id, str) or not entity_id:
-                raise errors.MalformedPayload("an entity entry has no id")
+            entity_id = _id(entity.get("id"), "an entity's id")
             if name not in QBO_ENTITIES:
                 skipped += 1
                 continue
@@ -107,7 +125,7 @@ def _parse_qbo_legacy(notifications: Any) -> tuple[list[Signal], int]:
                     dedupe_key=f"qbo:{realm}:{name}:{entity_id}:{operation}:{updated}",
                     occurred_at=_parse_time(updated),
                     realm_id=realm,
-                    merged_from=entity.get("deletedId"),
+                    merged_from=_optional_id(entity.get("deletedId"), "deletedId"),
                 )
             )
     return signals, skipped
@@ -120,11 +138,11 @@ def _parse_qbo_cloudevents(events: list[Any]) -> tuple[list[Signal], int]:
         if not isinstance(event, dict) or "specversion" not in event:
             raise errors.MalformedPayload("a CloudEvent has no specversion")
         parts = str(event.get("type", "")).split(".")
-        entity_id = event.get("intuitentityid")
-        realm = event.get("intuitaccountid")
-        event_id = event.get("id")
-        if len(parts) < 3 or not entity_id or not realm or not event_id:
-            raise errors.MalformedPayload("a CloudEvent lacks type, id or entity")
+        if len(parts) < 3:
+            raise errors.MalformedPayload("a CloudEvent lacks a type")
+        entity_id = _id(event.get("intuitentityid"), "intuitentityid")
+        realm = _id(event.get("intuitaccountid"), "intuitaccountid")
+        event_id = _id(event.get("id"), "a CloudEvent's id")
         name, operation = parts[1], parts[2]
         if name not in QBO_ENTITIES:
             skipped += 1
@@ -134,12 +152,12 @@ def _parse_qbo_cloudevents(events: list[Any]) -> tuple[list[Signal], int]:
             Signal(
                 side="qbo",
                 entity_type=QBO_ENTITIES[name],
-                entity_id=str(entity_id),
-                operation=operation,
+                entity_id=entity_id,
+                operation=operation[:40],
                 dedupe_key=f"qbo:ce:{event_id}",
                 occurred_at=_parse_time(event.get("time")),
-                realm_id=str(realm),
-                merged_from=(data or {}).get("deletedid"),
+                realm_id=realm,
+                merged_from=_optional_id((data or {}).get("deletedid"), "deletedid"),
             )
         )
     return signals, skipped
@@ -154,22 +172,22 @@ def parse_internal(body: bytes) -> Signal:
     data = _load(body)
     if not isinstance(data, dict):
         raise errors.MalformedPayload("the body is not a JSON object")
-    event_id = data.get("id")
     kind = str(data.get("type") or "")
     entity = data.get("data") if isinstance(data.get("data"), dict) else {}
-    entity_id = (entity or {}).get("id")
     name, _, operation = kind.partition(".")
-    if not isinstance(event_id, str) or not event_id:
+    if not data.get("id"):
         raise errors.MalformedPayload("the event has no id")
+    event_id = _id(data.get("id"), "the event id")
     if name not in INTERNAL_ENTITIES:
-        raise errors.MalformedPayload(f"unknown event type {kind!r}")
-    if not isinstance(entity_id, str) or not entity_id:
+        raise errors.MalformedPayload(f"unknown event type {kind[:40]!r}")
+    if not (entity or {}).get("id"):
         raise errors.MalformedPayload("the event names no entity id")
+    entity_id = _id((entity or {}).get("id"), "the entity id")
     return Signal(
         side="internal",
         entity_type=INTERNAL_ENTITIES[name],
         entity_id=entity_id,
-        operation=operation,
+        operation=operation[:40],
         dedupe_key=f"internal:{event_id}",
         occurred_at=_parse_time(data.get("occurred_at")),
     )

@@ -9,6 +9,9 @@ import hmac
 
 from ledgerbridge import errors
 
+# Unix seconds beyond year 5000 are not a time a sender could have signed at.
+MAX_TIMESTAMP = 95_617_584_000
+
 
 def sign_internal(secret: str, timestamp: int, body: bytes) -> str:
     """The ``X-Signature`` header value the internal system sends."""
@@ -37,6 +40,8 @@ def verify_internal(
         timestamp = int(parts["t"][0])
     except (KeyError, ValueError) as exc:
         raise errors.BadSignature("X-Signature has no valid t=") from exc
+    if not 0 < timestamp < MAX_TIMESTAMP:
+        raise errors.BadSignature("X-Signature has no valid t=")
     expected = sign_internal(secret, timestamp, body).split("v1=", 1)[1]
     # Several v1= values may be present while the sender rotates secrets.
     if not any(hmac.compare_digest(expected, v) for v in parts.get("v1", [])):

@@ -57,8 +57,11 @@ async def record_delivery(
                 "status_code": status_code,
                 "error": error,
                 "headers": Jsonb(headers),
-                # Undecodable bytes are kept visibly rather than dropped.
-                "body": body.decode("utf-8", errors="replace"),
+                # Undecodable bytes and NULs (which a text column refuses) are
+                # kept visibly as U+FFFD rather than dropped.
+                "body": body.decode("utf-8", errors="replace").replace(
+                    "\x00", "\ufffd"
+                ),
             },
         )
         row = await cur.fetchone()

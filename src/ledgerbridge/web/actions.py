@@ -105,6 +105,8 @@ async def resolve_conflict(
         raise Refused(
             f"choose a value for every conflicting field: {', '.join(missing)}"
         )
+    if not _storable(choices):
+        raise Refused("values may not contain NUL or unpaired surrogate characters")
     try:
         sides.choices_from_json(sides.MODEL[conflict["entity_type"]], choices)
     except (ValueError, TypeError, KeyError) as exc:
@@ -126,3 +128,16 @@ async def resolve_conflict(
         entity_id=conflict["internal_id"],
         origin="resolve",
     )
+
+
+def _storable(value: Any) -> bool:
+    """Can PostgreSQL store every string inside ``value`` as text?"""
+    if isinstance(value, str):
+        return "\x00" not in value and not any(
+            0xD800 <= ord(c) <= 0xDFFF for c in value
+        )
+    if isinstance(value, dict):
+        return all(_storable(k) and _storable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_storable(v) for v in value)
+    return True

@@ -44,3 +44,18 @@ async def test_api_links_events_and_replay(stack):
         assert (await http.get("/api/links/999999")).status_code == 404
         assert (await http.get("/api/conflicts")).json() == []
         assert (await http.get("/api/dead-letters")).json() == []
+
+
+async def test_api_refuses_odd_query_parameters_with_422(stack):
+    async with httpx.AsyncClient(base_url=stack.lb_url) as http:
+        for path in (
+            "/api/events?limit=-1",
+            "/api/events?limit=100000",
+            "/api/events?after_id=99999999999999999999",
+            "/api/events?status=%00",
+            "/api/links?entity_type=%00",
+            "/api/conflicts?limit=-5",
+            "/api/conflicts?status=maybe",
+        ):
+            resp = await http.get(path)
+            assert resp.status_code == 422, (path, resp.status_code)

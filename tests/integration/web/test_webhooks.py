@@ -174,3 +174,63 @@ async def test_webhook_oversized_body_is_413_and_logged(stack):
     assert resp.status_code == 413
     deliveries = await _deliveries(stack)
     assert [(d["status_code"], d["body"]) for d in deliveries] == [(413, "")]
+
+
+async def test_webhook_hostile_bodies_never_500(stack):
+    deep = b"[" * 100_000 + b"]" * 100_000
+    huge_int = (
+        b'{"id": ' + b"9" * 5000 + b', "type": "invoice.updated", "data": {"id": "x"}}'
+    )
+    bodies = [
+        b'{"id": "evt_n", "type": "invoice.updated", "data": {"id": "inv\\u0000x"}}',
+        b'{"id": "evt_s", "type": "invoice.updated", "data": {"id": "\\ud800"}}',
+        deep,
+        huge_int,
+        b'{"id": "evt_l", "type": "invoice.updated", "data": {"id": ["a"]}}',
+    ]
+    for body in bodies:
+        resp = await _post_internal(stack, body)
+        assert resp.status_code == 400, (body[:60], resp.status_code, resp.text)
+    unsigned_nul = b'{"x": "\x00"}'
+    async with httpx.AsyncClient(base_url=stack.lb_url) as http:
+        resp = await http.post("/webhooks/qbo", content=unsigned_nul)
+        assert resp.status_code == 401
+        legacy = [
+            {"eventNotifications": [{"realmId": "1", "dataChangeEvent": []}]},
+            {"eventNotifications": [{"realmId": "1", "dataChangeEvent": "x"}]},
+            {
+                "eventNotifications": [
+                    {
+                        "realmId": "1",
+                        "dataChangeEvent": {
+                            "entities": [
+                                {
+                                    "name": "Customer",
+                                    "id": "1",
+                                    "operation": "Merge",
+                                    "deletedId": {"x": 1},
+                                }
+                            ]
+                        },
+                    }
+                ]
+            },
+        ]
+        for payload in legacy:
+            body = json.dumps(payload).encode()
+            header = signature.sign_qbo(
+                stack.services.settings.qbo_verifier_token, body
+            )
+            resp = await http.post(
+                "/webhooks/qbo", content=body, headers={"intuit-signature": header}
+            )
+            assert resp.status_code == 400, (payload, resp.text)
+        far = signature.sign_internal(
+            stack.services.settings.internal_webhook_secret, 10**400, b"{}"
+        )
+        resp = await http.post(
+            "/webhooks/internal", content=b"{}", headers={"X-Signature": far}
+        )
+        assert resp.status_code == 401
+    # Every refusal was logged.
+    assert len(await _deliveries(stack)) == len(bodies) + 1 + len(legacy) + 1

@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, HTTPException, Request
+from fastapi import APIRouter, Body, HTTPException, Query, Request
 
 from ledgerbridge.web import actions, reads
 
 router = APIRouter(prefix="/api")
+
+MAX_BIGINT = 2**63 - 1
+# Query parameters are checked here, so nothing odd reaches SQL (422 instead).
+Limit = Annotated[int, Query(ge=1, le=1000)]
+EntityType = Literal["invoice", "customer", "item"]
+EventStatus = Literal[
+    "received",
+    "enqueued",
+    "coalesced",
+    "applied",
+    "echo",
+    "noop",
+    "conflict",
+    "held",
+    "dead_letter",
+    "failed",
+]
 
 
 def _services(request: Request) -> Any:
@@ -31,16 +48,16 @@ async def _one(
 @router.get("/events")
 async def list_events(
     request: Request,
-    status: str | None = None,
-    after_id: int | None = None,
-    limit: int = 100,
+    status: EventStatus | None = None,
+    after_id: Annotated[int | None, Query(ge=0, le=MAX_BIGINT)] = None,
+    limit: Limit = 100,
 ) -> list[dict[str, Any]]:
     return await _all(
         request,
         "recent_events",
         status=status,
         after_id=after_id,
-        limit=min(limit, 1000),
+        limit=limit,
     )
 
 
@@ -56,10 +73,10 @@ async def replay_event(request: Request, event_id: int) -> dict[str, Any]:
 
 @router.get("/links")
 async def list_links(
-    request: Request, entity_type: str | None = None, limit: int = 200
+    request: Request, entity_type: EntityType | None = None, limit: Limit = 200
 ) -> list[dict[str, Any]]:
     return await _all(
-        request, "list_links", entity_type=entity_type, limit=min(limit, 1000)
+        request, "list_links", entity_type=entity_type, limit=limit
     )
 
 
@@ -73,10 +90,12 @@ async def get_link(request: Request, link_id: int) -> dict[str, Any]:
 
 @router.get("/conflicts")
 async def list_conflicts(
-    request: Request, status: str | None = "open", limit: int = 200
+    request: Request,
+    status: Literal["open", "resolved", "all"] = "open",
+    limit: Limit = 200,
 ) -> list[dict[str, Any]]:
-    status = None if status == "all" else status
-    return await _all(request, "list_conflicts", status=status, limit=min(limit, 1000))
+    wanted = None if status == "all" else status
+    return await _all(request, "list_conflicts", status=wanted, limit=limit)
 
 
 @router.get("/conflicts/{conflict_id}")
