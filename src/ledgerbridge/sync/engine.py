@@ -717,6 +717,27 @@ class _Job:
         await self._map(conn, state, sides.type_of(merged), merged)
         return state
 
+    async def _refuse_taken_number(self, current: State, merged: model.Entity) -> None:
+        """A renumber must not give QBO a second invoice with one DocNumber
+        (QBO itself accepts it when its duplicate check is off)."""
+        if not isinstance(merged, model.Invoice) or not isinstance(
+            current.canonical, model.Invoice
+        ):
+            return
+        if merged.doc_number == current.canonical.doc_number:
+            return
+        taken = [
+            str(obj["Id"])
+            for obj in await self.qbo.find_by("Invoice", "DocNumber", merged.doc_number)
+            if str(obj["Id"]) != current.id
+        ]
+        if taken:
+            raise errors.PermanentError(
+                f"cannot renumber QBO invoice {current.id} to {merged.doc_number!r}: "
+                f"QBO invoice {', '.join(taken)} already carries it; choose another "
+                "number, then replay"
+            )
+
     async def _write_qbo(
         self, conn: Any, current: State, merged: model.Entity, internal: State
     ) -> State:
@@ -771,6 +792,7 @@ class _Job:
                 missing = sides.unlinked_internal_refs(merged, refs)
                 if missing:
                     raise _NeedReferences([("internal", t, i) for t, i in missing])
+                await self._refuse_taken_number(current, merged)
                 body = sides.qbo_update_body(
                     current.canonical, merged, current.raw, refs
                 )

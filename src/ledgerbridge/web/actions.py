@@ -14,7 +14,7 @@ from psycopg.types.json import Jsonb
 from ledgerbridge.db.queries import QUERIES
 from ledgerbridge.ingest import store
 from ledgerbridge.ingest.parse import Signal
-from ledgerbridge.sync import sides
+from ledgerbridge.sync import mapping, merge, sides
 
 
 class NotFound(LookupError):
@@ -108,9 +108,12 @@ async def resolve_conflict(
     if not _storable(choices):
         raise Refused("values may not contain NUL or unpaired surrogate characters")
     try:
-        sides.choices_from_json(sides.MODEL[conflict["entity_type"]], choices)
+        decoded = sides.choices_from_json(sides.MODEL[conflict["entity_type"]], choices)
     except (ValueError, TypeError, KeyError) as exc:
         raise Refused(str(exc)) from exc
+    typed_lines = decoded.get("lines")
+    if isinstance(typed_lines, merge.Value):
+        await _check_lines(services, conflict["connection_id"], typed_lines.value)
     async with services.pool.connection() as conn:
         await conn.execute(
             QUERIES["request_resolution"],
@@ -141,3 +144,23 @@ def _storable(value: Any) -> bool:
     if isinstance(value, list):
         return all(_storable(v) for v in value)
     return True
+
+
+async def _check_lines(services: Any, connection_id: int, lines: Any) -> None:
+    """Typed lines must be writable: known items, amounts as QBO checks them."""
+    async with services.pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT internal_id FROM links WHERE connection_id = %(c)s"
+            " AND entity_type = 'item' AND internal_id IS NOT NULL",
+            {"c": connection_id},
+        )
+        known = {row["internal_id"] for row in await cur.fetchall()}
+    for n, line in enumerate(lines, start=1):
+        expected = mapping.line_amount(line.quantity, line.unit_price)
+        if line.amount != expected:
+            raise Refused(
+                f"line {n}: amount {line.amount} is not quantity x unit price "
+                f"({expected})"
+            )
+        if line.item_key not in known:
+            raise Refused(f"line {n}: no linked item {line.item_key!r}")

@@ -1036,3 +1036,48 @@ async def test_new_conflict_after_a_resolution_was_chosen_asks_again(stack):
     current = await _internal_get(stack, invoice["id"])
     assert (current["memo"], current["due_date"]) == ("qbo says", "2027-06-01")
     await assert_ledgers_agree(stack)
+
+
+async def test_renumber_to_a_number_qbo_already_uses_is_refused(stack):
+    invoice, _qbo_id = await _linked_invoice(stack, "DUPA-1")
+    other = await _qbo_create_invoice(stack, "DUPA-2")
+    await _qbo_void(stack, other["Id"])
+    await stack.settle()
+
+    await factories.internal_patch(stack, invoice["id"], {"number": "DUPA-2"})
+    await stack.settle()
+
+    numbers = [i["DocNumber"] for i in await stack.qbo_query("select * from Invoice")]
+    assert numbers.count("DUPA-2") == 1, "no second invoice carries DUPA-2"
+    events = await _entity_events(stack, "internal", invoice["id"])
+    assert "already carries it" in events[-1]["detail"]
+
+
+async def test_resolution_with_unwritable_typed_lines_is_refused(stack):
+    invoice, _qbo_id, _link_row, conflict = await _memo_conflict(stack, "CD-3")
+    item = (await _internal_get(stack, invoice["id"]))["lines"][0]["item_id"]
+
+    def typed(item_key, amount):
+        line = {
+            "item_key": item_key,
+            "description": "d",
+            "quantity": "1",
+            "unit_price": "1",
+            "amount": amount,
+        }
+        return {"memo": "qbo", "lines": {"value": [line]}}
+
+    with pytest.raises(actions.Refused, match="quantity x unit price"):
+        await actions.resolve_conflict(
+            stack.services, conflict["id"], typed(item, "5"), resolved_by="t"
+        )
+    with pytest.raises(actions.Refused, match="no linked item"):
+        await actions.resolve_conflict(
+            stack.services, conflict["id"], typed("itm_nope", "1"), resolved_by="t"
+        )
+    await actions.resolve_conflict(
+        stack.services, conflict["id"], typed(item, "1.00"), resolved_by="t"
+    )
+    await stack.settle()
+    assert (await _internal_get(stack, invoice["id"]))["lines"][0]["amount"] == "1.00"
+    await assert_ledgers_agree(stack)
