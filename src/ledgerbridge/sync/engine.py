@@ -726,17 +726,42 @@ class _Job:
             return
         if merged.doc_number == current.canonical.doc_number:
             return
-        taken = [
+        holders = [
             str(obj["Id"])
             for obj in await self.qbo.find_by("Invoice", "DocNumber", merged.doc_number)
             if str(obj["Id"]) != current.id
         ]
+        # A holder that is itself being renumbered away (its internal twin no
+        # longer carries the number) lets go of it in its own job: two
+        # invoices swapping numbers overlap for a moment, then agree.
+        taken = [h for h in holders if not await self._leaving(h, merged.doc_number)]
         if taken:
             raise errors.PermanentError(
                 f"cannot renumber QBO invoice {current.id} to {merged.doc_number!r}: "
                 f"QBO invoice {', '.join(taken)} already carries it; choose another "
                 "number, then replay"
             )
+
+    async def _leaving(self, qbo_id: str, number: str) -> bool:
+        """Is the QBO invoice ``qbo_id`` linked to an internal invoice that
+        no longer carries ``number``?"""
+        async with self.services.pool.connection() as conn:
+            cur = await conn.execute(
+                QUERIES["find_link_by_qbo"],
+                {
+                    "connection_id": self.connection_id,
+                    "entity_type": "invoice",
+                    "entity_id": qbo_id,
+                },
+            )
+            link = await cur.fetchone()
+        if link is None or link["internal_id"] is None:
+            return False
+        try:
+            twin = await self.internal.get("invoices", link["internal_id"])
+        except errors.InternalGone:
+            return False
+        return bool(twin.get("number") != number)
 
     async def _write_qbo(
         self, conn: Any, current: State, merged: model.Entity, internal: State

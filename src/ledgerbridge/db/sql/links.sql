@@ -10,6 +10,12 @@ WHERE connection_id = %(connection_id)s AND entity_type = %(entity_type)s
   AND qbo_id = %(entity_id)s
 FOR UPDATE;
 
+-- name: find_link_by_qbo
+-- Read only: another job may hold this link's lock.
+SELECT * FROM links
+WHERE connection_id = %(connection_id)s AND entity_type = %(entity_type)s
+  AND qbo_id = %(entity_id)s;
+
 -- name: lock_link_by_natural_key
 -- A deleted pair no longer holds its number: it may be used again.
 SELECT * FROM links
