@@ -47,6 +47,7 @@ __all__ = [
 ]
 
 MAX_SETTLE_ROUNDS = 30
+CONTROL_TIMEOUT_SECONDS = 120.0
 
 
 @dataclasses.dataclass
@@ -256,8 +257,14 @@ async def run_stack(
             )
             serving = asyncio.create_task(server.serve(sockets=[lb_sock]))
             async with (
-                httpx.AsyncClient(base_url=qbo_url) as qbo_control,
-                httpx.AsyncClient(base_url=internal_url) as internal_control,
+                # Releasing held webhooks answers only after every send, each
+                # a full round trip through ingest: allow for a long batch.
+                httpx.AsyncClient(
+                    base_url=qbo_url, timeout=CONTROL_TIMEOUT_SECONDS
+                ) as qbo_control,
+                httpx.AsyncClient(
+                    base_url=internal_url, timeout=CONTROL_TIMEOUT_SECONDS
+                ) as internal_control,
             ):
                 realm_id = str(
                     (await qbo_control.get("/_sim/realms")).json()[0]["realm_id"]
