@@ -688,17 +688,7 @@ class Chaos:
         """A QBO create that lands but whose answer never reaches LedgerBridge."""
         if self.held["internal"] or self.created >= self.target:
             return
-        resp = await self.stack.qbo_control.post(
-            "/_sim/faults",
-            json={
-                "kind": "timeout_after_commit",
-                "method": "POST",
-                "path_regex": r"/invoice$",
-                "operation": "create",
-                "hold_seconds": TIMEOUT_HOLD_SECONDS,
-            },
-        )
-        resp.raise_for_status()
+        await self.stack.arm_qbo_create_timeout(TIMEOUT_HOLD_SECONDS)
         await self._create_internal(note="create_timeout")
         # The job meets the fault now; its retry (later) must adopt the invoice.
         await self.stack.settle()

@@ -98,6 +98,21 @@ class Stack:
         assert row is not None  # noqa: S101 - an aggregate always answers a row
         return int(row["e"]), int(row["j"])
 
+    async def arm_qbo_create_timeout(self, hold_seconds: float) -> None:
+        """Make QBO's next invoice create land but answer only after
+        ``hold_seconds`` (longer than LedgerBridge's timeout)."""
+        resp = await self.qbo_control.post(
+            "/_sim/faults",
+            json={
+                "kind": "timeout_after_commit",
+                "method": "POST",
+                "path_regex": r"/invoice$",
+                "operation": "create",
+                "hold_seconds": hold_seconds,
+            },
+        )
+        resp.raise_for_status()
+
     async def retries_due_now(self) -> int:
         """Make every job waiting for its backoff due now; return how many.
 

@@ -412,17 +412,7 @@ async def test_flow_08_qbo_create_timeout_after_commit_is_adopted(impatient_stac
     customer = await factories.internal_customer(stack)
     item = await factories.internal_item(stack)
     await stack.settle()
-    fault = await stack.qbo_control.post(
-        "/_sim/faults",
-        json={
-            "kind": "timeout_after_commit",
-            "method": "POST",
-            "path_regex": r"/invoice$",
-            "operation": "create",
-            "hold_seconds": 3,
-        },
-    )
-    fault.raise_for_status()
+    await stack.arm_qbo_create_timeout(3)
     await _hold(stack, "qbo")
     invoice = await factories.internal_invoice(
         stack, number="INV-7008", customer=customer, item=item
