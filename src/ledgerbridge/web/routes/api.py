@@ -75,9 +75,7 @@ async def replay_event(request: Request, event_id: int) -> dict[str, Any]:
 async def list_links(
     request: Request, entity_type: EntityType | None = None, limit: Limit = 200
 ) -> list[dict[str, Any]]:
-    return await _all(
-        request, "list_links", entity_type=entity_type, limit=limit
-    )
+    return await _all(request, "list_links", entity_type=entity_type, limit=limit)
 
 
 @router.get("/links/{link_id}")
