@@ -88,7 +88,14 @@ async def _connect_demo_realm(settings: Settings, url: str) -> str:
     async with httpx.AsyncClient(base_url=settings.qbo_base_url) as http:
         realms = (await http.get("/_sim/realms")).json()
         realm_id = str(realms[0]["realm_id"])
-        token = (await http.post("/_sim/tokens", json={"realm_id": realm_id})).json()
+        # Tokens for LedgerBridge's own app: QBO's per-second budget is per
+        # realm and app, so people using the console do not spend it.
+        token = (
+            await http.post(
+                "/_sim/tokens",
+                json={"realm_id": realm_id, "client_id": settings.qbo_client_id},
+            )
+        ).json()
     async with runtime.open_services(settings, database_url=url) as services:
         now = services.clock.now()
         await services.tokens.connect(

@@ -71,7 +71,13 @@ async def _supersede_elsewhere(stack: Any) -> None:
 async def _reconnect(stack: Any) -> None:
     """What the OAuth callback does: store a fresh pair for the same realm."""
     minted = (
-        await stack.qbo_control.post("/_sim/tokens", json={"realm_id": stack.realm_id})
+        await stack.qbo_control.post(
+            "/_sim/tokens",
+            json={
+                "realm_id": stack.realm_id,
+                "client_id": stack.services.settings.qbo_client_id,
+            },
+        )
     ).json()
     now = stack.services.clock.now()
     connection_id = await stack.services.tokens.connect(

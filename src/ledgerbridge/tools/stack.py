@@ -284,8 +284,16 @@ async def run_stack(
                 realm_id = str(
                     (await qbo_control.get("/_sim/realms")).json()[0]["realm_id"]
                 )
+                # LedgerBridge's tokens belong to its own app, so a person's
+                # calls (the console's app) do not spend its per-second budget.
                 token = (
-                    await qbo_control.post("/_sim/tokens", json={"realm_id": realm_id})
+                    await qbo_control.post(
+                        "/_sim/tokens",
+                        json={
+                            "realm_id": realm_id,
+                            "client_id": settings.qbo_client_id,
+                        },
+                    )
                 ).json()
                 now = services.clock.now()
                 connection_id = await services.tokens.connect(

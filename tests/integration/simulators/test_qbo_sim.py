@@ -1285,3 +1285,37 @@ def test_discovery_endpoints_all_answer():
         )
         assert info.status_code == 200 and info.json()["sub"]
         assert http.get(config["userinfo_endpoint"]).status_code == 401
+
+
+def test_throttle_per_second_is_per_app_per_minute_per_realm():
+    config = SimConfig(seed=7, rate_per_second=2, rate_per_minute=5, clock_start=START)
+    with (
+        serve_in_thread(create_app(config)) as base,
+        httpx.Client(base_url=base) as http,
+    ):
+        realm = http.get("/_sim/realms").json()[0]["realm_id"]
+
+        def client(app):
+            token = http.post(
+                "/_sim/tokens", json={"realm_id": realm, "client_id": app}
+            ).json()["access_token"]
+            return {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+
+        ours, theirs = client("demo-client-id"), client("another-app")
+        path = f"/v3/company/{realm}/customer/1"
+        assert [http.get(path, headers=ours).status_code for _ in range(3)] == [
+            200,
+            200,
+            429,
+        ]
+        # Another app's budget for this second is untouched ...
+        assert [http.get(path, headers=theirs).status_code for _ in range(2)] == [
+            200,
+            200,
+        ]
+        # ... but the realm's minute is shared: 4 of 5 spent.
+        http.post("/_sim/clock/advance", json={"seconds": 2})
+        assert [http.get(path, headers=theirs).status_code for _ in range(2)] == [
+            200,
+            429,
+        ]

@@ -122,16 +122,20 @@ class ApiCall:
             fault = faults.forbidden()
             return self._respond(fault.body(self.now_text()), fault.status)
         realm = self.sim.realms[self.realm_id]
+        app = self.sim.app_of(self._bearer())
         admitted = self.sim.throttle.admit(
-            self.realm_id, self.sim.clock.timestamp(), batch=self.operation == "batch"
+            self.realm_id,
+            self.sim.clock.timestamp(),
+            batch=self.operation == "batch",
+            app=app,
         )
         if not admitted:
             return self._throttled(bool(realm.settings.get("throttle_as_xml")))
-        self.sim.throttle.enter(self.realm_id)
+        self.sim.throttle.enter(self.realm_id, app)
         try:
             return await self._guarded()
         finally:
-            self.sim.throttle.leave(self.realm_id)
+            self.sim.throttle.leave(self.realm_id, app)
 
     def _bearer(self) -> str | None:
         header = self.request.headers.get("authorization", "")

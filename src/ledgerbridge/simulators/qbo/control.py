@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.responses import Response
 
 from . import clock, faults, wire
-from .sim import Simulator
+from .sim import CONSOLE_CLIENT_ID, Simulator
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -34,6 +34,8 @@ class RealmSettings(_Body):
 
 class TokenRequest(_Body):
     realm_id: str
+    # The app the tokens are for; the console's own app by default.
+    client_id: str | None = None
 
 
 class WebhookConfig(_Body):
@@ -129,7 +131,9 @@ def build_router(sim: Simulator) -> APIRouter:
     async def mint_tokens(request: Request) -> Response:
         body = await _parse(request, TokenRequest)
         realm_or_404(body.realm_id)
-        tokens = sim.issue_tokens(body.realm_id)
+        tokens = sim.issue_tokens(
+            body.realm_id, client_id=body.client_id or CONSOLE_CLIENT_ID
+        )
         sim.persist()
         return _json({**tokens, "realm_id": body.realm_id})
 

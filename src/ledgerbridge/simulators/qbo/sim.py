@@ -19,6 +19,9 @@ from .webhooks import WebhookDispatcher
 logger = logging.getLogger(__name__)
 
 AUTH_CODE_TTL_SECONDS = 300
+# Tokens minted through /_sim/tokens without a client id belong to this app:
+# a person or tool working in the company, not the app under test.
+CONSOLE_CLIENT_ID = "sim-console"
 TOKEN_ALPHABET = string.ascii_letters + string.digits
 REALM_SETTINGS = ("duplicate_docnum_check", "webhook_format", "throttle_as_xml")
 
@@ -220,13 +223,25 @@ class Simulator:
         return prefix + "".join(self.rng.choice(TOKEN_ALPHABET) for _ in range(length))
 
     def issue_tokens(
-        self, realm_id: str, grant_id: str | None = None
+        self,
+        realm_id: str,
+        grant_id: str | None = None,
+        *,
+        client_id: str = CONSOLE_CLIENT_ID,
     ) -> dict[str, Any]:
-        """Mint an access/refresh pair under a grant (a new one by default)."""
+        """Mint an access/refresh pair under a grant (a new one by default).
+
+        A grant belongs to one app (``client_id``); QBO's per-second budget
+        and concurrency limit are per realm *and app*.
+        """
         now = self.clock.timestamp()
         if grant_id is None:
             grant_id = self._token("grant-", 16)
-            self.oauth.grants[grant_id] = {"realm_id": realm_id, "revoked": False}
+            self.oauth.grants[grant_id] = {
+                "realm_id": realm_id,
+                "revoked": False,
+                "client_id": client_id,
+            }
         access = self._token("eyJlbmMiOiJBMTI4Q0JDLUhTMjU2IiwiYWxnIjoiZGlyIn0..", 64)
         refresh = self._token("AB11", 46)
         self.oauth.access[access] = {
@@ -261,6 +276,12 @@ class Simulator:
         if self.clock.timestamp() >= float(record["expires_at"]):
             return None, "Token expired: " + token[:8]
         return str(record["realm_id"]), ""
+
+    def app_of(self, token: str | None) -> str:
+        """The app (client id) a live access token was issued to."""
+        record = self.oauth.access.get(token or "") or {}
+        grant = self.oauth.grants.get(record.get("grant", ""), {})
+        return str(grant.get("client_id", CONSOLE_CLIENT_ID))
 
     def refresh_tokens(self, refresh_token: str) -> dict[str, Any]:
         record = self.oauth.refresh.get(refresh_token)
@@ -305,7 +326,9 @@ class Simulator:
         if redirect_uri != record["redirect_uri"]:
             raise TokenError("invalid_grant", description="redirect_uri mismatch")
         record["used"] = True
-        return self.issue_tokens(str(record["realm_id"]))
+        return self.issue_tokens(
+            str(record["realm_id"]), client_id=str(record["client_id"])
+        )
 
     def revoke(self, token: str) -> None:
         """Revoking either token of a connection ends the whole connection."""

@@ -1,4 +1,5 @@
-"""QBO's per-realm request limits: per second, per minute, batch per minute, in flight."""
+"""QBO's request limits: per minute and batch per minute for a realm; per second
+and in flight for a realm *and app*, so one app's burst cannot throttle another."""
 
 from __future__ import annotations
 
@@ -35,18 +36,21 @@ class Throttle:
     def __init__(self, config: SimConfig) -> None:
         self.config = config
         self._usage: dict[str, _RealmUsage] = {}
+        self._apps: dict[tuple[str, str], _RealmUsage] = {}
 
     def reset(self) -> None:
         self._usage.clear()
+        self._apps.clear()
 
-    def admit(self, realm_id: str, now: float, *, batch: bool) -> bool:
+    def admit(self, realm_id: str, now: float, *, batch: bool, app: str = "") -> bool:
         usage = self._usage.setdefault(realm_id, _RealmUsage())
+        mine = self._apps.setdefault((realm_id, app), _RealmUsage())
         cfg = self.config
-        if cfg.max_concurrency and usage.in_flight >= cfg.max_concurrency:
+        if cfg.max_concurrency and mine.in_flight >= cfg.max_concurrency:
             return False
         if (
             cfg.rate_per_second
-            and usage.second.count(now, SECOND) >= cfg.rate_per_second
+            and mine.second.count(now, SECOND) >= cfg.rate_per_second
         ):
             return False
         if (
@@ -57,15 +61,15 @@ class Throttle:
         batch_limit = cfg.batch_per_minute
         if batch and batch_limit and usage.batches.count(now, MINUTE) >= batch_limit:
             return False
-        usage.second.stamps.append(now)
+        mine.second.stamps.append(now)
         usage.minute.stamps.append(now)
         if batch:
             usage.batches.stamps.append(now)
         return True
 
-    def enter(self, realm_id: str) -> None:
-        self._usage.setdefault(realm_id, _RealmUsage()).in_flight += 1
+    def enter(self, realm_id: str, app: str = "") -> None:
+        self._apps.setdefault((realm_id, app), _RealmUsage()).in_flight += 1
 
-    def leave(self, realm_id: str) -> None:
-        usage = self._usage.setdefault(realm_id, _RealmUsage())
+    def leave(self, realm_id: str, app: str = "") -> None:
+        usage = self._apps.setdefault((realm_id, app), _RealmUsage())
         usage.in_flight = max(0, usage.in_flight - 1)
