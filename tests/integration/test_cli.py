@@ -18,7 +18,7 @@ def _run(args, database_url, data_dir):
 def test_cli_migrate_is_idempotent(db_url, tmp_path):
     result = _run(["migrate"], db_url, tmp_path)
     assert result.exit_code == 0, result.output
-    assert "revision 0002" in result.output
+    assert "revision 0003" in result.output
 
 
 def test_cli_refuses_an_unmigrated_database_clearly(pg_admin_url, tmp_path):

@@ -9,7 +9,7 @@ from ledgerbridge.db import migrate
 
 
 def test_migrate_reaches_head(db_url):
-    assert migrate.current(db_url) == "0002"
+    assert migrate.current(db_url) == "0003"
 
 
 def test_links_may_share_a_number_but_claims_may_not(db_url):

@@ -433,13 +433,9 @@ class _Job:
                 "cannot tell which one to link"
             )
         if matches:
-            link = await self._insert_link(
-                conn,
-                entity_type,
-                key,
-                **{f"{side}_id": source.id, f"{other_side}_id": matches[0]},
+            return await self._adopt(
+                conn, side, entity_type, source, key, other_id=matches[0]
             )
-            return await self._linked_sync(conn, link, side, entity_type)
 
         if (
             isinstance(source.canonical, model.Invoice)
@@ -469,6 +465,89 @@ class _Job:
             detail=f"created in {other_side} as {created.id}",
             link_id=link["id"],
         )
+
+    async def _adopt(
+        self,
+        conn: Any,
+        side: str,
+        entity_type: str,
+        source: State,
+        key: str,
+        *,
+        other_id: str,
+    ) -> Outcome:
+        """Link ``source`` with the other system's record carrying its number.
+
+        When that record is one we created earlier (a create whose answer was
+        lost), what we sent is the base to merge against. Otherwise it is
+        someone else's record: an invoice is linked only if it agrees field
+        for field, because two different invoices sharing a number must never
+        be merged into one.
+        """
+        assert source.canonical is not None
+        other_side = _other(side)
+        cur = await conn.execute(
+            QUERIES["create_attempt"],
+            {
+                "connection_id": self.connection_id,
+                "entity_type": entity_type,
+                "target_side": other_side,
+                "source_id": source.id,
+            },
+        )
+        attempt = await cur.fetchone()
+        base: model.Entity | None = None
+        if attempt is not None and attempt["natural_key"] == key:
+            base = codec.from_json(sides.MODEL[entity_type], attempt["sent"])
+        elif entity_type == "invoice":
+            other = await self._fetch(other_side, entity_type, other_id)
+            await self._map(conn, other, entity_type, None)
+            if other.canonical != source.canonical:
+                differ = [
+                    f
+                    for f in model.INVOICE_FIELDS
+                    if getattr(other.canonical, f) != getattr(source.canonical, f)
+                ]
+                raise errors.PermanentError(
+                    f"{other_side} invoice {other_id} already carries the number "
+                    f"{key!r} but differs in {', '.join(differ)}: it is another "
+                    f"invoice, so {side} {source.id} was not linked to it. Give one "
+                    "of them a new number, then replay"
+                )
+        link = await self._insert_link(
+            conn,
+            entity_type,
+            key,
+            **{f"{side}_id": source.id, f"{other_side}_id": other_id},
+        )
+        if base is not None:
+            await conn.execute(
+                QUERIES["set_link_base"],
+                {
+                    "link_id": link["id"],
+                    "base": Jsonb(codec.to_json(base)),
+                    "base_hash": hashing.state_hash(base),
+                },
+            )
+            link = {**link, "base": codec.to_json(base)}
+        return await self._linked_sync(conn, link, side, entity_type)
+
+    async def _record_attempt(
+        self, entity_type: str, target_side: str, source: State
+    ) -> None:
+        assert source.canonical is not None
+        async with self.services.pool.connection() as own:  # autocommit
+            await own.execute(
+                QUERIES["record_create_attempt"],
+                {
+                    "connection_id": self.connection_id,
+                    "entity_type": entity_type,
+                    "target_side": target_side,
+                    "source_id": source.id,
+                    "natural_key": sides.natural_key(source.canonical),
+                    "sent": Jsonb(codec.to_json(source.canonical)),
+                },
+            )
 
     async def _insert_link(
         self,
@@ -543,6 +622,7 @@ class _Job:
                 refs,
                 income_account_id=await self._income_account(conn),
             )
+            await self._record_attempt(entity_type, "qbo", source)
             try:
                 raw = await self.qbo.create(
                     sides.QBO_NAME[entity_type], body, request_id=key
@@ -552,6 +632,7 @@ class _Job:
             state = State(side="qbo", id=str(raw["Id"]), raw=raw)
         else:
             body = sides.internal_create_body(source.canonical)
+            await self._record_attempt(entity_type, "internal", source)
             raw = await self.internal.create(
                 sides.INTERNAL_NAME[entity_type], body, idempotency_key=key
             )

@@ -1071,3 +1071,55 @@ async def test_resolution_with_unwritable_typed_lines_is_refused(stack):
     await stack.settle()
     assert (await _internal_get(stack, invoice["id"]))["lines"][0]["amount"] == "1.00"
     await assert_ledgers_agree(stack)
+
+
+async def test_timed_out_create_then_internal_edit_is_adopted_and_merged(
+    impatient_stack,
+):
+    stack = impatient_stack
+    customer = await factories.internal_customer(stack)
+    item = await factories.internal_item(stack)
+    await stack.settle()
+    await stack.arm_qbo_create_timeout(3)
+    await _hold(stack, "qbo")
+    invoice = await factories.internal_invoice(
+        stack, number="INV-7009T", customer=customer, item=item
+    )
+    await stack.settle()
+    assert await _link(stack, internal_id=invoice["id"]) is None
+
+    # A person edits the invoice before the retry: the QBO copy no longer
+    # matches, but it is ours (we sent it), so it is adopted and merged.
+    await factories.internal_patch(stack, invoice["id"], {"memo": "edited meanwhile"})
+    await stack.retries_due_now()
+    await _hold(stack, "qbo", hold=False)
+    await _release(stack, "qbo")
+    await stack.settle()
+
+    found = await stack.qbo_invoice_by_number("INV-7009T")
+    assert len(found) == 1, found
+    assert found[0]["CustomerMemo"]["value"] == "edited meanwhile"
+    await assert_ledgers_agree(stack)
+
+
+async def test_number_used_by_another_qbo_invoice_is_never_merged_into_it(stack):
+    # Someone's paid QBO invoice carries DR-1; its webhook was lost.
+    await _hold(stack, "qbo")
+    theirs = await _qbo_create_invoice(stack, "DR-1", memo="Amy's real invoice")
+    await stack.qbo_control.post(
+        f"/_sim/realms/{stack.realm_id}/payments",
+        json={"invoice_id": theirs["Id"], "amount": "1.00"},
+    )
+    await _drop(stack, "qbo")
+    await _hold(stack, "qbo", hold=False)
+
+    ours = await factories.internal_invoice(stack, number="DR-1", memo="other customer")
+    await stack.settle()
+
+    assert await _link(stack, internal_id=ours["id"]) is None
+    events = await _entity_events(stack, "internal", ours["id"])
+    assert events[-1]["status"] in ("dead_letter", "failed")
+    assert "another invoice" in events[-1]["detail"]
+    after = await _qbo_get(stack, theirs["Id"])
+    assert after["CustomerMemo"]["value"] == "Amy's real invoice"
+    assert await _rows(stack, "SELECT * FROM conflicts") == []

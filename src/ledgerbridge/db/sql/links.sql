@@ -108,3 +108,21 @@ FROM links
 WHERE connection_id = %(connection_id)s AND state = 'active'
   AND internal_id IS NOT NULL AND qbo_id IS NOT NULL
 ORDER BY id;
+
+-- name: record_create_attempt
+-- Committed on its own, before the create is sent: it must outlive a job
+-- whose transaction rolls back after the create landed.
+INSERT INTO create_attempts (connection_id, entity_type, target_side, source_id,
+                             natural_key, sent)
+VALUES (%(connection_id)s, %(entity_type)s, %(target_side)s, %(source_id)s,
+        %(natural_key)s, %(sent)s)
+ON CONFLICT (connection_id, entity_type, target_side, source_id) DO UPDATE
+SET natural_key = EXCLUDED.natural_key, sent = EXCLUDED.sent, attempted_at = now();
+
+-- name: create_attempt
+SELECT natural_key, sent FROM create_attempts
+WHERE connection_id = %(connection_id)s AND entity_type = %(entity_type)s
+  AND target_side = %(target_side)s AND source_id = %(source_id)s;
+
+-- name: set_link_base
+UPDATE links SET base = %(base)s, base_hash = %(base_hash)s WHERE id = %(link_id)s;
