@@ -14,6 +14,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import logging
+from decimal import Decimal
 from typing import Any, cast
 
 from psycopg.types.json import Jsonb
@@ -109,6 +110,23 @@ def _refused_reference(
         f"is inactive or deleted in QBO ({exc}). Make it active again in QBO, or "
         "point the record at an active one, then replay this dead letter"
     )
+
+
+def _refuse_total_below_paid(current: State, merged: model.Entity) -> None:
+    """Money received against a QBO invoice must stay covered by its total."""
+    if not isinstance(merged, model.Invoice) or current.raw is None:
+        return
+    if not sides.qbo_has_payments(current.raw):
+        return
+    total = codec.parse_decimal(current.raw.get("TotalAmt", 0))
+    paid = total - codec.parse_decimal(current.raw.get("Balance", total))
+    new_total = sum((line.amount for line in merged.lines), start=Decimal(0))
+    if new_total < paid:
+        raise errors.PermanentError(
+            f"QBO invoice {current.id} ({merged.doc_number!r}) has {paid} received "
+            f"against it; the new total {new_total} would be less than that. Unapply "
+            "or refund the payment in QBO, or change the lines, then replay"
+        )
 
 
 def idempotency_key(
@@ -899,6 +917,7 @@ class _Job:
                 if missing:
                     raise _NeedReferences([("internal", t, i) for t, i in missing])
                 await self._refuse_taken_number(current, merged)
+                _refuse_total_below_paid(current, merged)
                 body = sides.qbo_update_body(
                     current.canonical, merged, current.raw, refs
                 )

@@ -81,6 +81,10 @@ def _text(value: Any, entity: str, field: str) -> str:
         return ""
     if not isinstance(value, str):
         _fail(entity, field, f"expected a string, got {value!r}")
+    if "\x00" in value:
+        # PostgreSQL text cannot hold NUL, so the agreed state could never be
+        # stored; refuse before anything is written to the other side.
+        _fail(entity, field, "contains a NUL character; remove it, then replay")
     return value
 
 

@@ -1123,3 +1123,36 @@ async def test_number_used_by_another_qbo_invoice_is_never_merged_into_it(stack)
     after = await _qbo_get(stack, theirs["Id"])
     assert after["CustomerMemo"]["value"] == "Amy's real invoice"
     assert await _rows(stack, "SELECT * FROM conflicts") == []
+
+
+async def test_lines_cut_below_the_amount_paid_in_qbo_are_refused(stack):
+    invoice, qbo_id = await _linked_invoice(stack, "PAY-1", quantity="2")
+    await stack.qbo_control.post(
+        f"/_sim/realms/{stack.realm_id}/payments",
+        json={"invoice_id": qbo_id, "amount": "250.00"},
+    )
+    await stack.settle()
+    line = (await _internal_get(stack, invoice["id"]))["lines"][0]
+    cut = {k: line[k] for k in ("item_id", "description", "unit_price")}
+    await factories.internal_patch(
+        stack, invoice["id"], {"lines": [{**cut, "quantity": "1"}]}
+    )
+    await stack.settle()
+
+    after = await _qbo_get(stack, qbo_id)
+    assert str(after["TotalAmt"]) in ("300.00", "300.0", "300"), after["TotalAmt"]
+    events = await _entity_events(stack, "internal", invoice["id"])
+    assert "received against it" in events[-1]["detail"]
+
+
+async def test_a_nul_in_a_qbo_memo_is_refused_before_anything_is_written(stack):
+    await _hold(stack, "qbo")
+    made = await _qbo_create_invoice(stack, "W-NUL", memo="a\x00b")
+    await _hold(stack, "qbo", hold=False)
+    await _release(stack, "qbo")
+    await stack.settle()
+
+    assert await _internal_by_number(stack, "W-NUL") == []
+    events = await _entity_events(stack, "qbo", made["Id"])
+    assert events[-1]["status"] == "dead_letter"
+    assert "NUL" in events[-1]["detail"]
