@@ -406,8 +406,9 @@ async def impatient_stack(db_url, tmp_path):
         yield running
 
 
-async def test_flow_08_qbo_create_timeout_after_commit_is_adopted(impatient_stack):
-    stack = impatient_stack
+async def _create_that_times_out(stack, number):
+    """An internal invoice whose QBO create lands but whose answer is lost;
+    QBO's webhooks are held so nothing else finds it first."""
     # Customers and items go through first, so the fault meets the invoice.
     customer = await factories.internal_customer(stack)
     item = await factories.internal_item(stack)
@@ -415,10 +416,15 @@ async def test_flow_08_qbo_create_timeout_after_commit_is_adopted(impatient_stac
     await stack.arm_qbo_create_timeout(3)
     await _hold(stack, "qbo")
     invoice = await factories.internal_invoice(
-        stack, number="INV-7008", customer=customer, item=item
+        stack, number=number, customer=customer, item=item
     )
-
     await stack.settle()
+    return invoice
+
+
+async def test_flow_08_qbo_create_timeout_after_commit_is_adopted(impatient_stack):
+    stack = impatient_stack
+    invoice = await _create_that_times_out(stack, "INV-7008")
 
     # QBO has the invoice, but the job could not know it: it failed for retry.
     assert len(await stack.qbo_invoice_by_number("INV-7008")) == 1
@@ -1077,15 +1083,7 @@ async def test_timed_out_create_then_internal_edit_is_adopted_and_merged(
     impatient_stack,
 ):
     stack = impatient_stack
-    customer = await factories.internal_customer(stack)
-    item = await factories.internal_item(stack)
-    await stack.settle()
-    await stack.arm_qbo_create_timeout(3)
-    await _hold(stack, "qbo")
-    invoice = await factories.internal_invoice(
-        stack, number="INV-7009T", customer=customer, item=item
-    )
-    await stack.settle()
+    invoice = await _create_that_times_out(stack, "INV-7009T")
     assert await _link(stack, internal_id=invoice["id"]) is None
 
     # A person edits the invoice before the retry: the QBO copy no longer
