@@ -393,6 +393,10 @@ def _line_from_qbo(line: Mapping[str, Any], item_key: str) -> model.Line:
     if raw_qty is None and raw_price is None:
         # An amount-only line (possible through the API) reads as one unit.
         quantity, unit_price = Decimal(1), codec.normalize_decimal(amount)
+    elif raw_price is None:
+        # QBO accepts Qty with Amount and no UnitPrice; the price is implied.
+        quantity = _number(raw_qty, e, "quantity")
+        unit_price = _implied_price(amount, quantity)
     else:
         quantity = _number(raw_qty, e, "quantity")
         unit_price = _number(raw_price, e, "unit_price")
@@ -403,6 +407,24 @@ def _line_from_qbo(line: Mapping[str, Any], item_key: str) -> model.Line:
         unit_price=unit_price,
         amount=amount,
     )
+
+
+def _implied_price(amount: Decimal, quantity: Decimal) -> Decimal:
+    """Amount / quantity, when a price of at most 5 decimals reproduces the
+    amount the way QBO checks it; otherwise the line cannot be carried."""
+    if quantity.is_zero():
+        _fail("invoice.lines", "unit_price", "missing, and quantity 0 implies none")
+    price = codec.normalize_decimal(
+        (amount / quantity).quantize(Decimal("0.00001"), rounding=ROUND_HALF_UP)
+    )
+    if line_amount(quantity, price) != amount:
+        _fail(
+            "invoice.lines",
+            "unit_price",
+            f"missing, and no price reproduces {amount} for quantity {quantity}; "
+            "set the unit price on the line in QBO, then replay",
+        )
+    return price
 
 
 # QBO invoice: writing ----------------------------------------------------------

@@ -495,3 +495,46 @@ def test_customer_and_item_round_trips_are_identity(customer, item):
     qbo_item = mapping.item_to_qbo_create(item, income_account_id="79")
     assert mapping.item_from_qbo(qbo_item) == item
     assert mapping.item_from_internal(mapping.item_to_internal_create(item)) == item
+
+
+def test_qbo_line_without_unit_price_implies_it_from_amount_and_quantity():
+    from decimal import Decimal as D
+
+    from ledgerbridge import errors as lb_errors
+    from ledgerbridge.sync import mapping as m
+
+    def invoice_with(detail, amount):
+        return {
+            "DocNumber": "Q-1",
+            "CustomerRef": {"value": "1"},
+            "TxnDate": "2026-12-04",
+            "Line": [
+                {
+                    "DetailType": "SalesItemLineDetail",
+                    "Amount": amount,
+                    "SalesItemLineDetail": {"ItemRef": {"value": "1"}, **detail},
+                }
+            ],
+            "TotalAmt": amount,
+        }
+
+    parsed = m.invoice_from_qbo(
+        invoice_with({"Qty": D("4")}, D("10.00")),
+        customer_keys={"1": "cus_1"},
+        item_keys={"1": "itm_1"},
+    )
+    assert (parsed.lines[0].quantity, parsed.lines[0].unit_price) == (D("4"), D("2.5"))
+    thirds = m.invoice_from_qbo(
+        invoice_with({"Qty": D("3")}, D("10.00")),
+        customer_keys={"1": "cus_1"},
+        item_keys={"1": "itm_1"},
+    )
+    assert m.line_amount(thirds.lines[0].quantity, thirds.lines[0].unit_price) == D(
+        "10.00"
+    )
+    with pytest.raises(lb_errors.MappingError, match="unit_price"):
+        m.invoice_from_qbo(
+            invoice_with({"Qty": D("0")}, D("10.00")),
+            customer_keys={"1": "cus_1"},
+            item_keys={"1": "itm_1"},
+        )
