@@ -40,7 +40,8 @@ def natural_key(entity: model.Entity) -> str:
     if isinstance(entity, model.Invoice):
         if not entity.doc_number:
             raise errors.MappingError(
-                "an invoice without a number cannot be matched across systems"
+                "an invoice without a number cannot be matched across systems; "
+                "give it a number (DocNumber in QBO), then replay"
             )
         return entity.doc_number
     return entity.name
