@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -37,34 +39,24 @@ async def _read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-async def _too_large(request: Request, source: str, exc: _TooLarge) -> JSONResponse:
-    services = request.app.state.services
-    await store.record_delivery(
-        services.pool,
-        source=source,
-        signature_ok=False,
-        status_code=413,
-        error=str(exc),
-        headers=store.kept_headers(request.headers),
-        body=b"",
-    )
-    logger.warning(
-        "webhook refused: %s",
-        exc,
-        extra={"action": "webhook_refused", "source": source, "status": 413},
-    )
-    return JSONResponse({"error": str(exc)}, status_code=413)
+def _status_for(exc: errors.IngestError) -> int:
+    if isinstance(exc, _TooLarge):
+        return 413
+    if isinstance(exc, errors.BadSignature):
+        return 401
+    return 400
 
 
 async def _refuse(
     request: Request, source: str, body: bytes, exc: errors.IngestError
 ) -> JSONResponse:
-    status = 401 if isinstance(exc, errors.BadSignature) else 400
+    """Log the refused delivery (a body too large to read is not kept)."""
+    status = _status_for(exc)
     services = request.app.state.services
     await store.record_delivery(
         services.pool,
         source=source,
-        signature_ok=status != 401,
+        signature_ok=status == 400,
         status_code=status,
         error=str(exc),
         headers=store.kept_headers(request.headers),
@@ -78,47 +70,58 @@ async def _refuse(
     return JSONResponse({"error": str(exc)}, status_code=status)
 
 
+Check = Callable[[Any, bytes, Request], tuple[list[parse.Signal], int]]
+
+
+async def _receive(
+    request: Request, source: str, check: Check, *, realm_hint: str | None
+) -> JSONResponse:
+    """Read, verify and parse a delivery, then record and enqueue it."""
+    services = request.app.state.services
+    body = b""
+    try:
+        body = await _read_body(request)
+        signals, skipped = check(services, body, request)
+    except errors.IngestError as exc:
+        return await _refuse(request, source, body, exc)
+    return await _accept(request, source, body, signals, skipped, realm_hint=realm_hint)
+
+
+def _check_qbo(
+    services: Any, body: bytes, request: Request
+) -> tuple[list[parse.Signal], int]:
+    signature.verify_qbo(
+        services.settings.qbo_verifier_token,
+        request.headers.get("intuit-signature"),
+        body,
+    )
+    return parse.parse_qbo(body)
+
+
+def _check_internal(
+    services: Any, body: bytes, request: Request
+) -> tuple[list[parse.Signal], int]:
+    signature.verify_internal(
+        services.settings.internal_webhook_secret,
+        request.headers.get("x-signature"),
+        body,
+        now=services.clock.now().timestamp(),
+        tolerance_seconds=services.settings.webhook_tolerance_seconds,
+    )
+    return [parse.parse_internal(body)], 0
+
+
 @router.post("/webhooks/qbo")
 async def qbo_webhook(request: Request) -> JSONResponse:
     """A QBO notification (legacy or CloudEvents), signed with intuit-signature."""
-    services = request.app.state.services
-    try:
-        body = await _read_body(request)
-    except _TooLarge as exc:
-        return await _too_large(request, "qbo", exc)
-    try:
-        signature.verify_qbo(
-            services.settings.qbo_verifier_token,
-            request.headers.get("intuit-signature"),
-            body,
-        )
-        signals, skipped = parse.parse_qbo(body)
-    except errors.IngestError as exc:
-        return await _refuse(request, "qbo", body, exc)
-    return await _accept(request, "qbo", body, signals, skipped, realm_hint=None)
+    return await _receive(request, "qbo", _check_qbo, realm_hint=None)
 
 
 @router.post("/webhooks/internal")
 async def internal_webhook(request: Request) -> JSONResponse:
     """An internal-system event, signed with X-Signature (timestamped)."""
-    services = request.app.state.services
-    try:
-        body = await _read_body(request)
-    except _TooLarge as exc:
-        return await _too_large(request, "internal", exc)
-    try:
-        signature.verify_internal(
-            services.settings.internal_webhook_secret,
-            request.headers.get("x-signature"),
-            body,
-            now=services.clock.now().timestamp(),
-            tolerance_seconds=services.settings.webhook_tolerance_seconds,
-        )
-        signals = [parse.parse_internal(body)]
-    except errors.IngestError as exc:
-        return await _refuse(request, "internal", body, exc)
     realm = request.query_params.get("realm_id")
-    return await _accept(request, "internal", body, signals, 0, realm_hint=realm)
+    return await _receive(request, "internal", _check_internal, realm_hint=realm)
 
 
 async def _accept(
