@@ -112,6 +112,30 @@ def _refused_reference(
     )
 
 
+# What a person can do about QBO's business faults, by fault code.
+FAULT_ADVICE = {
+    "6240": "QBO already has a customer, vendor or employee with that name (QBO "
+    "compares names without case); rename one of them, then replay",
+    "6000": "QBO refused it as a business rule (a negative total, i.e. a credit, "
+    "is one: record credits as credit memos in QBO); fix it, then replay",
+    "6140": "QBO already has an invoice with that number and refuses duplicates; "
+    "renumber one of them, then replay",
+}
+
+
+def _explained(
+    exc: errors.QboPermanentError, entity: model.Entity
+) -> errors.PermanentError | None:
+    """QBO's refusal, with the record named and the way out, when known."""
+    advice = FAULT_ADVICE.get(str(getattr(exc, "code", "")))
+    if advice is None:
+        return None
+    return errors.PermanentError(
+        f"QBO refused {sides.type_of(entity)} {sides.natural_key(entity)!r}: "
+        f"{advice} ({exc})"
+    )
+
+
 def _refuse_total_below_paid(current: State, merged: model.Entity) -> None:
     """Money received against a QBO invoice must stay covered by its total."""
     if not isinstance(merged, model.Invoice) or current.raw is None:
@@ -647,6 +671,11 @@ class _Job:
                 )
             except errors.QboNotFound as exc:
                 raise _refused_reference(exc, source.canonical, refs) from exc
+            except errors.QboPermanentError as exc:
+                explained = _explained(exc, source.canonical)
+                if explained is None:
+                    raise
+                raise explained from exc
             state = State(side="qbo", id=str(raw["Id"]), raw=raw)
         else:
             body = sides.internal_create_body(source.canonical)
@@ -931,6 +960,11 @@ class _Job:
             if getattr(exc, "code", None) == "5010":
                 raise errors.StaleWrite(f"QBO {current.id} moved under us") from exc
             raise
+        except errors.QboPermanentError as exc:
+            explained = _explained(exc, merged)
+            if explained is None:
+                raise
+            raise explained from exc
         state = State(side="qbo", id=current.id, raw=raw)
         await self._map(conn, state, entity_type, merged)
         return state

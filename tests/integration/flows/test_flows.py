@@ -1154,3 +1154,21 @@ async def test_a_nul_in_a_qbo_memo_is_refused_before_anything_is_written(stack):
     events = await _entity_events(stack, "qbo", made["Id"])
     assert events[-1]["status"] == "dead_letter"
     assert "NUL" in events[-1]["detail"]
+
+
+async def test_rename_onto_a_name_qbo_uses_is_an_explained_dead_letter(stack):
+    customer = await factories.internal_customer(stack, name="Harbor Goods")
+    await factories.internal_invoice(stack, number="NAME-1", customer=customer)
+    await stack.settle()
+    current = (await stack.internal.get(f"/api/customers/{customer['id']}")).json()
+    # The sample company already has "Amy's Bird Sanctuary"; QBO ignores case.
+    resp = await stack.internal.patch(
+        f"/api/customers/{customer['id']}",
+        json={"name": "amy's bird sanctuary"},
+        headers={"If-Match": str(current["version"])},
+    )
+    resp.raise_for_status()
+    await stack.settle()
+
+    events = await _entity_events(stack, "internal", customer["id"], "customer")
+    assert "rename one of them, then replay" in events[-1]["detail"]
